@@ -139,3 +139,20 @@ def test_search_by_identity_name_tag_and_attribute(database, workspace_id):
         page = contacts.search(db, workspace_id=workspace_id, limit=1)
         assert [c.id for c in page.contacts] == [b.id] and page.next_cursor == b.id
         assert ids(cursor=page.next_cursor) == [a.id]
+
+
+def test_profile_and_timeline_show_everything_about_one_person(database, workspace_id):
+    from tutti.audience import profiles
+
+    with database.session() as db:
+        contact, _ = contacts.upsert(db, workspace_id=workspace_id, identities={"email": "p@example.com"}, profile={"name": "張雅婷"}, attributes={"tier": "gold"}, actor=ACTOR)
+        consent.set_consent(db, workspace_id=workspace_id, contact_id=contact.id, channel="email", status="subscribed", source="import", at=utcnow() - timedelta(days=2))
+        tags.apply(db, workspace_id=workspace_id, contact_ids=[contact.id], tag="vip", at=utcnow() - timedelta(days=1))
+        events.record(db, workspace_id=workspace_id, events=[events.NewEvent(contact_id=contact.id, name="Product Viewed", occurred_at=utcnow() - timedelta(hours=1), properties={"sku": "A1"})])
+        db.add(Order(workspace_id=workspace_id, contact_id=contact.id, external_id="O-9", total=990, status="completed", placed_at=utcnow() - timedelta(hours=3)))
+    with database.session() as db:
+        view = profiles.profile(db, workspace_id=workspace_id, contact_id=contact.id)
+        items = profiles.timeline(db, workspace_id=workspace_id, contact_id=contact.id)
+    assert view["name"] == "張雅婷" and view["orders"]["count"] == 1 and view["orders"]["revenue"] == 990
+    assert view["consent"]["email"]["status"] == "subscribed" and [t["name"] for t in view["tags"]] == ["vip"]
+    assert [item["type"] for item in items] == ["event", "order", "tag", "consent"]
