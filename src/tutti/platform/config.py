@@ -100,6 +100,8 @@ class Settings(BaseSettings):
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or "settings"
+    if first["type"] == "extra_forbidden":  # only the file can hold names we do not know
+        return f"{os.environ.get('TUTTI_CONFIG', 'tutti.toml')}: unknown setting '{where}'"
     return f"TUTTI_{where.upper()}: {first['msg']} (got {first.get('input')!r})"
 
 
