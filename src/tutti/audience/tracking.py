@@ -1,0 +1,815 @@
+"""The Segment-compatible tracking API: turning Segment messages into contacts, events, orders and products.
+
+Wire format and limits follow Segment's HTTP Tracking API (https://segment.com/docs/connections/sources/
+catalog/libraries/server/http-api/), so Segment's own libraries work against Tutti unchanged:
+
+- `identify`, `track`, `page`, `screen`, `group`, `alias` take one message; `batch` (and `import`, its
+  alias) take `{"batch": [...], "context": {...}, "sentAt": ...}`.
+- The write key is the HTTP Basic user name (no password), or `writeKey` in the JSON body.
+- A message is at most 32 KB and a request at most 500 KB; a gzip body (Content-Encoding: gzip) is
+  unpacked first and the limits apply to the JSON.
+
+What a batch with bad messages does: **the whole request is refused** with 400 listing every bad message
+by index and field, and nothing is stored. The client fixes the messages and sends the batch again; since
+messages are de-duplicated by `messageId` (unique per workspace), resending never stores anything twice.
+Soft problems inside a valid message never refuse it: a trait that is not a valid e-mail, phone or LINE id,
+or a custom trait whose value does not fit its declared type, is dropped and logged, and the event still
+lands on the contact found by the other ids.
+
+A 200 `{"success": true}` is answered only after the transaction committed.
+
+Storing is set-based per request: one query for known message ids, one for every identity of the batch,
+bulk creation of new people, `contacts.resolve` only for the identity sets that attach or merge, one
+`events.record`, a few statements for profiles, orders and products, and `contacts.touch`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from tutti.audience import attributes as attrs
+from tutti.audience import commerce, contacts, events
+from tutti.audience.identities import LINE_UID_RE, MAX_ID_LENGTH, normalise_email, normalise_phone
+from tutti.audience.models import IDENTITY_KINDS, Contact, Event, Identity
+from tutti.platform import metrics
+from tutti.platform.audit import Actor
+from tutti.platform.db import Database, get_database, utcnow
+from tutti.platform.errors import InvalidInput, NotFound, TuttiError
+from tutti.platform.models import Workspace
+from tutti.platform.sql import insert_ignore
+
+log = logging.getLogger("tutti.tracking")
+
+MAX_EVENT_BYTES = 32 * 1024
+MAX_BATCH_BYTES = 500 * 1024
+MAX_MESSAGE_ID = 128
+TYPES = ("identify", "track", "page", "screen", "group", "alias")
+SOURCE = "tracking"
+
+# traits that become identities or built-in profile fields rather than custom attributes
+_IDENTITY_TRAITS = {"email": "email", "phone": "phone", "line_user_id": "line_uid", "lineUserId": "line_uid"}
+_PROFILE_TRAITS = {"name", "firstName", "lastName", "first_name", "last_name", "gender", "birthday", "address", "city",
+                   "timezone", "locale", "id", "userId", "anonymousId"}
+ORDER_COMPLETED = "Order Completed"
+ORDER_STATUS_EVENTS = {"Order Refunded": "refunded", "Order Cancelled": "cancelled"}
+PRODUCT_EVENTS = {"Product Viewed", "Product Added", "Product Clicked", "Product Removed", "Checkout Started", "Cart Viewed"}
+_PRODUCT_KEYS = {"product_id", "sku", "name", "category", "brand", "price", "currency", "url", "image_url", "quantity"}
+
+
+class TrackingError(TuttiError):
+    """A request the tracking API refuses: 400, naming the field (and the message's index in a batch).
+
+    Segment's libraries read `code` and `message` at the top level of an error answer, so they are
+    repeated there next to Tutti's usual `error` object."""
+
+    status = 400
+    code = "invalid"
+
+    def as_dict(self) -> dict:
+        body = super().as_dict()
+        return {**body, "code": self.code, "message": self.message}
+
+
+class TrackingTooLarge(TrackingError):
+    code = "too_large"
+
+
+class TrackingUnauthorized(TrackingError):
+    status = 401
+    code = "unauthorized"
+
+
+# --- reading a request -------------------------------------------------------------------------------
+
+
+def decode_body(body: bytes, *, content_encoding: str | None, single: bool) -> dict:
+    """The JSON object of a request, within Segment's size limits."""
+    limit = MAX_EVENT_BYTES if single else MAX_BATCH_BYTES
+    what = "a single event (32 KB)" if single else "a batch request (500 KB)"
+    if (content_encoding or "").strip().lower() == "gzip":
+        try:
+            unpacker = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            body = unpacker.decompress(body, limit + 1)
+            if len(body) > limit:
+                raise TrackingTooLarge(f"the request is larger than Segment's limit for {what}", field="body")
+        except zlib.error:
+            raise TrackingError("the body is not valid gzip (Content-Encoding: gzip was sent)", field="body") from None
+    if len(body) > limit:
+        raise TrackingTooLarge(f"the request is {len(body) // 1024} KB, larger than Segment's limit for {what}", field="body")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise TrackingError(f"the body is not valid JSON: {error}", field="body") from None
+    if not isinstance(payload, dict):
+        raise TrackingError("the body must be a JSON object", field="body")
+    return payload
+
+
+def write_key_of(authorization: str | None, payload: dict) -> str:
+    """Segment's convention: the write key is the HTTP Basic user name; `writeKey` in the body also works."""
+    scheme, _, encoded = (authorization or "").partition(" ")
+    if scheme.lower() == "basic" and encoded.strip():
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True).decode().split(":", 1)[0]
+        except (ValueError, UnicodeDecodeError):
+            raise TrackingUnauthorized("the Authorization header is not valid HTTP Basic", field="authorization") from None
+        if key:
+            return key
+    key = payload.get("writeKey")
+    if isinstance(key, str) and key:
+        return key
+    raise TrackingUnauthorized("send the workspace's write key as the HTTP Basic user name (or writeKey in the body)", field="authorization")
+
+
+# --- validating messages (pure: no database) ---------------------------------------------------------
+
+
+@dataclass
+class Message:
+    """One valid message, ready to store."""
+
+    index: int
+    type: str
+    message_id: str
+    identities: tuple[tuple[str, str], ...]
+    occurred_at: datetime
+    name: str
+    properties: dict
+    context: dict | None
+    profile: dict = field(default_factory=dict)
+    traits: dict = field(default_factory=dict)  # custom attributes, not yet type-checked
+    previous_id: str | None = None  # alias
+    order: commerce.NewOrder | None = None
+    status_change: tuple[str, str, list[str] | None, float | None] | None = None  # order id, status, skus, amount
+    products: list[dict] = field(default_factory=list)
+    contact_id: int | None = None
+
+
+class _Problems(Exception):
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems  # (field, message)
+
+
+def _parse_time(value, field_name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise _Problems([(field_name, f"'{value}' is not an ISO 8601 time")]) from None
+    else:
+        raise _Problems([(field_name, "must be an ISO 8601 time string")])
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def occurred_at(message: dict, *, sent_at, received_at: datetime) -> datetime:
+    """Segment's rule: `timestamp` when given; else `originalTimestamp` corrected for the device's clock
+    skew (receivedAt - (sentAt - originalTimestamp)); else when it was received."""
+    if message.get("timestamp") is not None:
+        return _parse_time(message["timestamp"], "timestamp")
+    original = message.get("originalTimestamp")
+    if original is not None:
+        original_at = _parse_time(original, "originalTimestamp")
+        sent = message.get("sentAt", sent_at)
+        if sent is not None:
+            return received_at - (_parse_time(sent, "sentAt") - original_at)
+        return original_at
+    return received_at
+
+
+def _dict(message: dict, key: str) -> dict:
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _Problems([(key, "must be a JSON object")])
+    return value
+
+
+def _plain_id(value, key: str) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (dict, list, bool)):
+        raise _Problems([(key, "must be a string or number")])
+    text = str(value).strip()
+    if not text:
+        return None
+    if len(text) > MAX_ID_LENGTH:
+        raise _Problems([(key, f"is longer than {MAX_ID_LENGTH} characters")])
+    return text
+
+
+def _message_id(message: dict) -> str:
+    value = message.get("messageId")
+    if value is None or value == "":
+        # no id from the client: derive one from the content, so resending the same message is a no-op
+        return "h-" + hashlib.sha256(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)).hexdigest()[:40]
+    text = str(value)
+    if len(text) > MAX_MESSAGE_ID:
+        raise _Problems([("messageId", f"is longer than {MAX_MESSAGE_ID} characters")])
+    return text
+
+
+def _soft_identities(traits: dict, region: str, index: int) -> list[tuple[str, str]]:
+    """Identities carried in traits. A bad value is dropped and logged, never refusing the message."""
+    found = []
+    for trait, kind in _IDENTITY_TRAITS.items():
+        value = traits.get(trait)
+        if value is None or value == "":
+            continue
+        try:
+            if kind == "email":
+                found.append((kind, normalise_email(str(value))))
+            elif kind == "phone":
+                found.append((kind, normalise_phone(str(value), region)))
+            else:
+                text = str(value).strip()
+                if not LINE_UID_RE.match(text):
+                    raise InvalidInput(f"'{text}' is not a LINE user id", field="line_uid")
+                found.append((kind, text))
+        except InvalidInput as error:
+            log.warning("tracking: dropped trait %s of message %d: %s", trait, index, error.message,
+                        extra={"trait": trait, "index": index})
+    return found
+
+
+def _profile(traits: dict, context: dict, index: int) -> dict:
+    wanted: dict = {}
+    name = traits.get("name")
+    if not name:
+        first = traits.get("firstName") or traits.get("first_name") or ""
+        last = traits.get("lastName") or traits.get("last_name") or ""
+        # East Asian order when either part is CJK ("王小明"), Western order otherwise
+        cjk = any("\u3000" <= ch <= "\u9fff" for ch in f"{first}{last}")
+        name = (f"{last}{first}" if cjk else f"{first} {last}").strip() or None
+    if name:
+        wanted["name"] = name
+    for key in ("gender", "birthday", "timezone"):
+        if traits.get(key) not in (None, ""):
+            wanted[key] = traits[key]
+    address = traits.get("address")
+    city = traits.get("city") or (address.get("city") if isinstance(address, dict) else None)
+    if city:
+        wanted["city"] = city
+    locale = traits.get("locale") or context.get("locale")
+    if locale:
+        wanted["locale"] = locale
+    if "timezone" not in wanted and context.get("timezone"):
+        wanted["timezone"] = context["timezone"]
+    clean = {}
+    for key, value in wanted.items():
+        try:
+            clean.update(attrs.validate_profile({key: value}))
+        except InvalidInput as error:
+            log.warning("tracking: dropped trait %s of message %d: %s", key, index, error.message, extra={"trait": key, "index": index})
+    return {k: v for k, v in clean.items() if v is not None}
+
+
+def _segment_product(raw: dict, currency: str | None) -> dict | None:
+    """A Segment product object as a catalogue row (keyed by product_id, else sku), or None without an id."""
+    key = raw.get("product_id") or raw.get("sku") or raw.get("id")
+    if key is None or key == "" or isinstance(key, (dict, list)):
+        return None
+    extra = {k: v for k, v in raw.items() if k not in _PRODUCT_KEYS and not isinstance(v, (dict, list))}
+    if raw.get("sku") and raw.get("product_id") and str(raw["sku"]) != str(raw["product_id"]):
+        extra["sku"] = str(raw["sku"])
+    return {"sku": str(key), "name": raw.get("name"), "category": raw.get("category"), "brand": raw.get("brand"),
+            "price": raw.get("price"), "currency": raw.get("currency") or currency, "url": raw.get("url"),
+            "image_url": raw.get("image_url"), "properties": extra}
+
+
+def _amount(value, field_name: str) -> float | None:
+    try:
+        return commerce._money(value, field_name)
+    except InvalidInput as error:
+        raise _Problems([(f"properties.{field_name}", error.message)]) from None
+
+
+def _commerce(m: Message, props: dict) -> None:
+    """Segment's e-commerce spec v2: orders and the product catalogue."""
+    name = m.name
+    currency = props.get("currency") if isinstance(props.get("currency"), str) else None
+    raw_products = props.get("products")
+    if raw_products is not None and not isinstance(raw_products, list):
+        raise _Problems([("properties.products", "must be a list")])
+    if name == ORDER_COMPLETED:
+        order_id = _plain_id(props.get("order_id"), "properties.order_id")
+        if order_id is None:
+            log.warning("tracking: message %d is an Order Completed without order_id; stored as an event only", m.index)
+            return
+        lines, products = [], []
+        for i, raw in enumerate(raw_products or []):
+            if not isinstance(raw, dict):
+                raise _Problems([(f"properties.products[{i}]", "must be a JSON object")])
+            product = _segment_product(raw, currency)
+            price = _amount(raw.get("price"), f"products[{i}].price")
+            quantity = raw.get("quantity", 1)
+            if isinstance(quantity, bool) or not isinstance(quantity, (int, float, str)):
+                raise _Problems([(f"properties.products[{i}].quantity", "must be a whole number")])
+            try:
+                quantity = int(float(quantity))
+            except ValueError:
+                raise _Problems([(f"properties.products[{i}].quantity", f"'{quantity}' is not a whole number")]) from None
+            if product:
+                products.append(product)
+            lines.append(commerce.NewOrderLine(sku=product["sku"] if product else None, name=raw.get("name"),
+                                               category=raw.get("category"), quantity=quantity, unit_price=price or 0.0))
+        subtotal = _amount(props.get("subtotal"), "subtotal")
+        discount = _amount(props.get("discount"), "discount") or 0.0
+        shipping = _amount(props.get("shipping"), "shipping") or 0.0
+        tax = _amount(props.get("tax"), "tax") or 0.0
+        total = _amount(props.get("total"), "total")
+        if total is None:
+            total = _amount(props.get("revenue"), "revenue")
+        if total is None:
+            base = subtotal if subtotal is not None else sum(line.quantity * line.unit_price for line in lines)
+            total = round(base - discount + shipping + tax, 2)
+        try:
+            code = commerce._currency(currency, "TWD")
+        except InvalidInput as error:
+            raise _Problems([("properties.currency", error.message)]) from None
+        known = {"order_id", "total", "revenue", "subtotal", "discount", "shipping", "tax", "currency", "products"}
+        m.order = commerce.NewOrder(
+            contact_id=0, external_id=order_id, placed_at=m.occurred_at, total=total, subtotal=subtotal, discount=discount,
+            shipping=shipping, tax=tax, currency=code, channel=str(props.get("channel") or "web")[:32],
+            properties={k: v for k, v in props.items() if k not in known}, lines=lines)
+        m.products = products
+    elif name in ORDER_STATUS_EVENTS:
+        order_id = _plain_id(props.get("order_id"), "properties.order_id")
+        if order_id is None:
+            raise _Problems([("properties.order_id", f"{name} needs the order_id of the order")])
+        status = ORDER_STATUS_EVENTS[name]
+        skus = None
+        if status == "refunded" and raw_products:
+            skus = [str(p.get("product_id") or p.get("sku")) for p in raw_products if isinstance(p, dict) and (p.get("product_id") or p.get("sku"))]
+            status = "partially_refunded" if skus else status
+        amount = _amount(props.get("total"), "total") if status != "cancelled" else None
+        m.status_change = (order_id, status, skus, amount)
+    elif name in PRODUCT_EVENTS:
+        candidates = [p for p in raw_products or [] if isinstance(p, dict)] or [props]
+        m.products = [p for p in (_segment_product(raw, currency) for raw in candidates) if p]
+        clean = []
+        for product in m.products:  # a bad price in a view event is not worth refusing the event for
+            try:
+                commerce.product_row(0, product, m.occurred_at)
+                clean.append(product)
+            except InvalidInput as error:
+                log.warning("tracking: catalogue not updated from message %d: %s", m.index, error.message)
+        m.products = clean
+
+
+def parse_message(raw, *, index: int, type_: str | None, batch_context: dict, sent_at, received_at: datetime, region: str) -> Message:
+    """One Segment message, validated. Raises _Problems listing every hard problem in it."""
+    if not isinstance(raw, dict):
+        raise _Problems([("", "each message must be a JSON object")])
+    kind = type_ or raw.get("type")
+    if kind not in TYPES:
+        raise _Problems([("type", f"'{kind}' is not one of {', '.join(TYPES)}" if kind else f"is missing; use one of {', '.join(TYPES)}")])
+    problems: list[tuple[str, str]] = []
+
+    def check(fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except _Problems as p:
+            problems.extend(p.problems)
+            return None
+
+    user_id = check(_plain_id, raw.get("userId"), "userId")
+    anonymous_id = check(_plain_id, raw.get("anonymousId"), "anonymousId")
+    message_id = check(_message_id, raw)
+    moment = check(occurred_at, raw, sent_at=sent_at, received_at=received_at)
+    context = check(_dict, raw, "context")
+    if context is not None and batch_context:
+        context = {**batch_context, **context}
+    identities: list[tuple[str, str]] = []
+    if user_id:
+        identities.append(("external_id", user_id))
+    if anonymous_id:
+        identities.append(("anonymous_id", anonymous_id))
+    if kind == "alias":
+        previous = check(_plain_id, raw.get("previousId"), "previousId")
+        if not user_id:
+            problems.append(("userId", "an alias needs the userId the person is known by now"))
+        if not previous and "previousId" not in {f for f, _ in problems}:
+            problems.append(("previousId", "an alias needs the previousId the person was known by"))
+    elif not identities and not any(f in ("userId", "anonymousId") for f, _ in problems):
+        problems.append(("userId", "give userId or anonymousId"))
+
+    name = kind
+    properties: dict = {}
+    traits: dict = {}
+    if kind == "track":
+        event = raw.get("event")
+        if not isinstance(event, str) or not event.strip():
+            problems.append(("event", "a track call needs the event name"))
+        elif len(event.strip()) > events.MAX_NAME_LENGTH:
+            problems.append(("event", f"is longer than {events.MAX_NAME_LENGTH} characters"))
+        else:
+            name = event.strip()
+        properties = check(_dict, raw, "properties") or {}
+    elif kind in ("page", "screen"):
+        properties = dict(check(_dict, raw, "properties") or {})
+        page_name = raw.get("name") or properties.get("name")
+        if page_name is not None and not isinstance(page_name, str):
+            problems.append(("name", "must be a string"))
+        elif page_name:
+            name = page_name.strip()[: events.MAX_NAME_LENGTH] or kind
+            properties.setdefault("name", page_name)
+        if raw.get("category"):
+            properties.setdefault("category", raw["category"])
+        page = (context or {}).get("page")
+        if isinstance(page, dict):  # analytics.js puts url/path/title in context.page as well
+            for key in ("url", "path", "title", "referrer", "search"):
+                if key in page and key not in properties:
+                    properties[key] = page[key]
+    elif kind == "identify":
+        traits = check(_dict, raw, "traits") or {}
+        if not traits and isinstance((context or {}).get("traits"), dict):
+            traits = context["traits"]
+        properties = traits
+    elif kind == "group":
+        group_id = check(_plain_id, raw.get("groupId"), "groupId")
+        if not group_id and "groupId" not in {f for f, _ in problems}:
+            problems.append(("groupId", "a group call needs the groupId"))
+        properties = {"groupId": group_id, "traits": check(_dict, raw, "traits") or {}}
+    elif kind == "alias":
+        properties = {"previousId": raw.get("previousId")}
+    if problems:
+        raise _Problems(problems)
+
+    message = Message(index=index, type=kind, message_id=message_id, identities=(), occurred_at=moment, name=name,
+                      properties=properties, context=context or None)
+    if kind == "alias":
+        message.previous_id = str(raw["previousId"]).strip()
+    if kind == "identify":
+        identities.extend(_soft_identities(traits, region, index))
+        message.profile = _profile(traits, context or {}, index)
+        message.traits = {k: v for k, v in traits.items() if k not in _IDENTITY_TRAITS and k not in _PROFILE_TRAITS}
+    if kind == "track":
+        check(_commerce, message, properties)
+        if problems:
+            raise _Problems(problems)
+    # one value per exclusive kind, strongest kind first (as identities.normalise_all orders them)
+    message.identities = tuple(sorted(dict.fromkeys(identities), key=lambda pair: IDENTITY_KINDS.index(pair[0])))
+    return message
+
+
+def parse_request(payload: dict, *, endpoint: str, region: str, received_at: datetime | None = None) -> list[Message]:
+    """Every message of a request, validated; TrackingError listing every bad one (by index) otherwise."""
+    received_at = received_at or utcnow()
+    single = endpoint in TYPES
+    if single:
+        raw_messages, batch_context, sent_at = [payload], {}, payload.get("sentAt")
+    else:
+        raw_messages = payload.get("batch")
+        if not isinstance(raw_messages, list):
+            raise TrackingError("a batch request needs 'batch': a list of messages", field="batch")
+        batch_context = payload.get("context") if isinstance(payload.get("context"), dict) else {}
+        sent_at = payload.get("sentAt")
+    messages: list[Message] = []
+    problems: list[dict] = []
+    for index, raw in enumerate(raw_messages):
+        prefix = "" if single else f"batch[{index}]"
+        if not single:
+            size = len(orjson.dumps(raw))
+            if size > MAX_EVENT_BYTES:
+                problems.append({"index": index, "field": prefix, "code": "too_large",
+                                 "message": f"{prefix}: the message is {size // 1024} KB, larger than Segment's 32 KB limit per event"})
+                continue
+        try:
+            messages.append(parse_message(raw, index=index, type_=endpoint if single else None, batch_context=batch_context,
+                                          sent_at=sent_at, received_at=received_at, region=region))
+        except _Problems as error:
+            for field_name, text in error.problems:
+                where = ".".join(p for p in (prefix, field_name) if p) or "body"
+                problems.append({"index": index, "field": where, "message": f"{where}: {text}"})
+    if problems:
+        too_large = [p for p in problems if p.get("code") == "too_large"]
+        bad = sorted({p["index"] for p in problems})
+        if single:
+            summary = problems[0]["message"] if len(problems) == 1 else "; ".join(p["message"] for p in problems)
+        else:
+            summary = (f"{len(bad)} of {len(raw_messages)} messages are invalid (indexes {', '.join(map(str, bad[:50]))}); "
+                       f"nothing was stored. First: {problems[0]['message']}")
+        error_class = TrackingTooLarge if too_large and len(too_large) == len(problems) else TrackingError
+        raise error_class(summary, field=problems[0]["field"], details=problems)
+    return messages
+
+
+# --- storing ---------------------------------------------------------------------------------------
+
+
+def _lookup(db: Session, workspace_id: int, pairs) -> dict[tuple[str, str], int]:
+    """The contact holding each (kind, value), in one query."""
+    by_kind: dict[str, set[str]] = defaultdict(set)
+    for kind, value in pairs:
+        by_kind[kind].add(value)
+    if not by_kind:
+        return {}
+    condition = or_(*(and_(Identity.kind == kind, Identity.value.in_(values)) for kind, values in by_kind.items()))
+    rows = db.execute(select(Identity.kind, Identity.value, Identity.contact_id).where(Identity.workspace_id == workspace_id, condition))
+    return {(kind, value): contact_id for kind, value, contact_id in rows}
+
+
+def _components(sets: list[tuple]) -> list[list[tuple]]:
+    """Groups of identity sets that share an identity (they are the same person)."""
+    parent = list(range(len(sets)))
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    holder: dict = {}
+    for i, identity_set in enumerate(sets):
+        for pair in identity_set:
+            if pair in holder:
+                parent[find(i)] = find(holder[pair])
+            else:
+                holder[pair] = i
+    groups: dict[int, list[tuple]] = defaultdict(list)
+    for i, identity_set in enumerate(sets):
+        groups[find(i)].append(identity_set)
+    return list(groups.values())
+
+
+def _consistent(pairs) -> bool:
+    seen: dict[str, str] = {}
+    for kind, value in pairs:
+        if kind in contacts.EXCLUSIVE_KINDS and seen.setdefault(kind, value) != value:
+            return False
+    return True
+
+
+def resolve_sets(db: Session, *, workspace_id: int, sets: list[tuple]) -> tuple[dict[tuple, int], dict[int, int]]:
+    """The contact of every identity set, with as few statements as possible; also {merged: winner}.
+
+    Sets whose identities all belong to one contact need nothing more. People seen for the first time are
+    created together (one insert of contacts, one of identities). Only sets that attach a new identity to
+    a known person or join two contacts go through `contacts.resolve`, one by one, in message order."""
+    distinct = list(dict.fromkeys(s for s in sets if s))
+    owner = _lookup(db, workspace_id, {pair for s in distinct for pair in s})
+    found: dict[tuple, int] = {}
+    pending: list[tuple] = []
+    for identity_set in distinct:
+        holders = {owner.get(pair) for pair in identity_set}
+        if None not in holders and len(holders) == 1:
+            found[identity_set] = holders.pop()
+        else:
+            pending.append(identity_set)
+    unknown = [s for s in pending if not any(pair in owner for pair in s)]
+    touched_by_others = {pair for s in pending if any(pair in owner for pair in s) for pair in s}
+    creatable, sequential = [], [s for s in pending if any(pair in owner for pair in s)]
+    for group in _components(unknown):
+        union = list(dict.fromkeys(pair for s in group for pair in s))
+        if _consistent(union) and not any(pair in touched_by_others for pair in union):
+            creatable.append((group, union))
+        else:
+            sequential.extend(group)
+    failed = _create_people(db, workspace_id, creatable, found)
+    sequential.extend(s for group in failed for s in group)
+    merged: dict[int, int] = {}
+    order = {s: i for i, s in enumerate(distinct)}
+    for identity_set in sorted(sequential, key=order.__getitem__):
+        resolution = contacts.resolve(db, workspace_id=workspace_id, identities=list(identity_set), source=SOURCE,
+                                      actor=Actor.system(SOURCE))
+        found[identity_set] = resolution.contact_id
+        for loser in resolution.merged:
+            merged[loser] = resolution.contact_id
+    return found, merged
+
+
+def _create_people(db: Session, workspace_id: int, creatable: list, found: dict) -> list[list[tuple]]:
+    """Create one contact per group with all its identities; returns the groups someone else created
+    first (a concurrent request), which are undone here and left to `contacts.resolve`."""
+    if not creatable:
+        return []
+    now = utcnow()
+    table = Contact.__table__
+    rows = [{"workspace_id": workspace_id, "attributes": {}, "created_at": now, "updated_at": now} for _ in creatable]
+    ids = list(db.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+    identity_rows = sorted(
+        ({"workspace_id": workspace_id, "contact_id": contact_id, "kind": kind, "value": value, "source": SOURCE, "created_at": now}
+         for contact_id, (_, union) in zip(ids, creatable) for kind, value in union),
+        key=lambda row: (row["kind"], row["value"]),  # one lock order for every request: no deadlocks between them
+    )
+    inserted = insert_ignore(db, Identity, identity_rows, conflict=("workspace_id", "kind", "value"))
+    lost: list[int] = []
+    if inserted != len(identity_rows):
+        owner = _lookup(db, workspace_id, [(r["kind"], r["value"]) for r in identity_rows])
+        lost = [i for i, (contact_id, (_, union)) in enumerate(zip(ids, creatable)) if any(owner.get(p) != contact_id for p in union)]
+        if lost:
+            lost_ids = [ids[i] for i in lost]
+            db.execute(delete(Identity).where(Identity.contact_id.in_(lost_ids)).execution_options(synchronize_session=False))
+            db.execute(delete(Contact).where(Contact.id.in_(lost_ids)).execution_options(synchronize_session=False))
+    lost_set = set(lost)
+    for i, (contact_id, (group, _)) in enumerate(zip(ids, creatable)):
+        if i not in lost_set:
+            for identity_set in group:
+                found[identity_set] = contact_id
+    return [creatable[i][0] for i in lost]
+
+
+def _final(contact_id: int, merged: dict[int, int]) -> int:
+    while contact_id in merged:
+        contact_id = merged[contact_id]
+    return contact_id
+
+
+def _apply_profiles(db: Session, workspace_id: int, messages: list[Message]) -> None:
+    """Profile fields and custom attributes from identify calls, a few statements per batch."""
+    profiles: dict[int, dict] = defaultdict(dict)
+    custom: dict[int, dict] = defaultdict(dict)
+    for m in messages:
+        if m.type == "identify":
+            profiles[m.contact_id].update(m.profile)
+            if m.traits:
+                custom[m.contact_id].update(m.traits)
+    if not profiles:
+        return
+    clean_custom: dict[int, dict] = {}
+    if custom:
+        known = attrs.definitions(db, workspace_id=workspace_id)
+        for contact_id, values in custom.items():
+            clean_custom[contact_id] = _typed_traits(db, workspace_id, known, values)
+        current = dict(db.execute(select(Contact.id, Contact.attributes).where(Contact.id.in_(list(clean_custom)))).all())
+        for contact_id, values in clean_custom.items():
+            merged = dict(current.get(contact_id) or {})
+            for key, value in values.items():
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            clean_custom[contact_id] = merged
+    now = utcnow()
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for contact_id, profile in profiles.items():
+        row = {"_id": contact_id, **profile, "updated_at": now}
+        if contact_id in clean_custom:
+            row["attributes"] = clean_custom[contact_id]
+        groups[tuple(sorted(k for k in row if k != "_id"))].append(row)
+    table = Contact.__table__
+    for columns, rows in groups.items():
+        statement = update(table).where(table.c.id == bindparam("_id"), table.c.workspace_id == workspace_id).values(
+            {column: bindparam(column) for column in columns})
+        db.connection().execute(statement, rows)
+
+
+def _typed_traits(db: Session, workspace_id: int, known: dict, values: dict) -> dict:
+    clean = {}
+    for key, value in values.items():
+        try:
+            if key not in known:
+                if value is None:
+                    continue
+                attrs.check_key(key)
+                try:
+                    with db.begin_nested():
+                        known[key] = attrs.declare(db, workspace_id=workspace_id, key=key, type_=attrs.infer_type(value))
+                except IntegrityError:  # declared by a concurrent request a moment ago
+                    known.update(attrs.definitions(db, workspace_id=workspace_id))
+            clean[key] = attrs.coerce(value, known[key].type, key=key)
+        except (InvalidInput, TuttiError) as error:
+            log.warning("tracking: dropped trait %s: %s", key, error.message, extra={"trait": key})
+    return clean
+
+
+def _apply_commerce(db: Session, workspace_id: int, messages: list[Message]) -> None:
+    products: dict[str, dict] = {}
+    for m in messages:
+        for product in m.products:
+            products[product["sku"]] = {**products.get(product["sku"], {}), **{k: v for k, v in product.items() if v not in (None, {})}}
+    if products:
+        commerce.upsert_products(db, workspace_id=workspace_id, products=list(products.values()))
+    orders = []
+    for m in messages:
+        if m.order is not None:
+            m.order.contact_id = m.contact_id
+            orders.append(m.order)
+    if orders:
+        commerce.record_orders(db, workspace_id=workspace_id, orders=orders)
+    for m in messages:
+        if m.status_change is not None:
+            order_id, status, skus, amount = m.status_change
+            try:
+                commerce.set_order_status(db, workspace_id=workspace_id, external_id=order_id, status=status,
+                                          refunded_total=amount, line_skus=skus)
+            except NotFound:
+                log.warning("tracking: %s for unknown order %s (message %d); stored as an event only", m.name, order_id, m.index)
+
+
+def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[str, int]:
+    """Store valid messages; those whose messageId was seen before are skipped. Returns new events by kind."""
+    if not messages:
+        return {}
+    seen = set(db.scalars(select(Event.message_id).where(
+        Event.workspace_id == workspace_id, Event.message_id.in_({m.message_id for m in messages}))))
+    fresh: list[Message] = []
+    for m in messages:
+        if m.message_id not in seen:
+            seen.add(m.message_id)
+            fresh.append(m)
+    if not fresh:
+        return {}
+    found, merged = resolve_sets(db, workspace_id=workspace_id, sets=[m.identities for m in fresh])
+    for m in fresh:
+        m.contact_id = found[m.identities]
+    for m in fresh:
+        if m.type == "alias":
+            resolution = _alias(db, workspace_id, m)
+            m.contact_id = resolution.contact_id
+            for loser in resolution.merged:
+                merged[loser] = resolution.contact_id
+    if merged:
+        for m in fresh:
+            m.contact_id = _final(m.contact_id, merged)
+    _apply_profiles(db, workspace_id, fresh)
+    events.record(db, workspace_id=workspace_id, events=[
+        events.NewEvent(contact_id=m.contact_id, name=m.name, occurred_at=m.occurred_at, properties=m.properties, kind=m.type,
+                        source=SOURCE, message_id=m.message_id, context=m.context) for m in fresh])
+    _apply_commerce(db, workspace_id, fresh)
+    _touch(db, fresh)
+    counts: dict[str, int] = defaultdict(int)
+    for m in fresh:
+        counts[m.type] += 1
+    return dict(counts)
+
+
+def _alias(db: Session, workspace_id: int, m: Message) -> contacts.Resolution:
+    """Segment's alias: previousId (an earlier userId or an anonymousId) is the person now known as userId."""
+    previous = m.previous_id
+    owner = _lookup(db, workspace_id, [("external_id", previous), ("anonymous_id", previous)])
+    kind = "external_id" if ("external_id", previous) in owner else "anonymous_id"
+    return contacts.alias(db, workspace_id=workspace_id, previous=[(kind, previous)], current=list(m.identities),
+                          actor=Actor.system(SOURCE))
+
+
+def _touch(db: Session, messages: list[Message]) -> None:
+    latest: dict[int, datetime] = {}
+    for m in messages:
+        if m.contact_id not in latest or m.occurred_at > latest[m.contact_id]:
+            latest[m.contact_id] = m.occurred_at
+    # one statement per minute of activity: last_seen_at to the minute is plenty, and live traffic in
+    # one request spans a minute or two
+    by_minute: dict[datetime, list[int]] = defaultdict(list)
+    for contact_id, moment in latest.items():
+        by_minute[moment.astimezone(UTC).replace(second=0, microsecond=0)].append(contact_id)
+    for moment, ids in sorted(by_minute.items()):
+        contacts.touch(db, contact_ids=sorted(ids), at=moment)
+
+
+# --- the whole request -----------------------------------------------------------------------------
+
+_RETRYABLE = ("40P01", "40001")  # deadlock detected, serialization failure
+
+
+def _retryable(error: Exception) -> bool:
+    if isinstance(error, IntegrityError):  # a concurrent request created the same identity first
+        return True
+    code = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return code in _RETRYABLE or "database is locked" in str(error)
+
+
+def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
+           database: Database | None = None) -> dict[str, int]:
+    """Validate and store one tracking request; returns the new events by kind once committed.
+
+    The transaction is owned here rather than by the request's session dependency so a deadlock
+    between concurrent batches on PostgreSQL can be retried as a whole."""
+    database = database or get_database()
+    if endpoint not in TYPES and endpoint not in ("batch", "import"):
+        raise TrackingError(f"unknown endpoint '/v1/{endpoint}'", field="type")
+    payload = decode_body(body, content_encoding=content_encoding, single=endpoint in TYPES)
+    write_key = write_key_of(authorization, payload)
+    with database.read_session() as db:
+        workspace = db.execute(select(Workspace.id, Workspace.default_region).where(Workspace.write_key == write_key)).first()
+    if workspace is None:
+        raise TrackingUnauthorized("this write key is not valid", field="authorization")
+    workspace_id, region = workspace
+    messages = parse_request(payload, endpoint=endpoint, region=region)
+    for attempt in range(4):
+        try:
+            with database.session() as db:
+                counts = store(db, workspace_id=workspace_id, messages=messages)
+            break
+        except (OperationalError, IntegrityError) as error:
+            if attempt == 3 or not _retryable(error):
+                raise
+            log.info("tracking: retrying a batch after %s", getattr(getattr(error, "orig", None), "sqlstate", "lock"))
+            for m in messages:
+                m.contact_id = None
+    for kind, n in counts.items():
+        metrics.EVENTS_INGESTED.labels(kind).inc(n)
+    return counts
+
