@@ -247,6 +247,10 @@ class ImportJob(Base):
     filename: Mapped[str] = mapped_column(String(300))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     encoding: Mapped[str | None] = mapped_column(String(32))
+    file_format: Mapped[str] = mapped_column(String(8), default="csv")  # csv, xlsx, xls
+    delimiter: Mapped[str | None] = mapped_column(String(1))
+    header_row: Mapped[int] = mapped_column(Integer, default=1)  # as a person counts rows: the first is 1
+    headers: Mapped[list] = mapped_column(Json, default=list)
     mapping: Mapped[dict] = mapped_column(Json, default=dict)  # column header -> field
     status: Mapped[str] = mapped_column(String(16), default="uploaded")  # uploaded, queued, running, done, failed
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
@@ -258,4 +262,5 @@ class ImportJob(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a worker touching it; stale = resume
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

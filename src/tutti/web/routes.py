@@ -9,6 +9,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import api as audience_api
 
     app.include_router(audience_api.router, prefix="/api/v1")
+    from tutti.audience import imports_api
+
+    app.include_router(imports_api.router, prefix="/api/v1")
     from tutti.platform import api as platform_api
 
     app.include_router(platform_api.router, prefix="/api/v1")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 03:43:27.890575
+Create Date: 2026-11-25 03:53:22.930742
 """
 
 from alembic import op
@@ -143,6 +143,10 @@ def upgrade() -> None:
     sa.Column('filename', sa.String(length=300), nullable=False),
     sa.Column('content', sa.LargeBinary(), nullable=False),
     sa.Column('encoding', sa.String(length=32), nullable=True),
+    sa.Column('file_format', sa.String(length=8), nullable=False),
+    sa.Column('delimiter', sa.String(length=1), nullable=True),
+    sa.Column('header_row', sa.Integer(), nullable=False),
+    sa.Column('headers', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('mapping', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('total_rows', sa.Integer(), nullable=False),
@@ -154,6 +158,7 @@ def upgrade() -> None:
     sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('started_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('finished_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by'], ['user_account.id'], name=op.f('fk_import_job_created_by_user_account'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_import_job_workspace_id_workspace'), ondelete='CASCADE'),
