@@ -212,9 +212,10 @@ def erase(
 
 @app.command()
 def demo(
-    contacts: int = typer.Option(20_000, min=100, help="number of members to generate"),
+    contacts: int = typer.Option(20_000, min=100, help="number of contacts to generate (about 90% members, 10% anonymous web visitors)"),
     seed: int = typer.Option(42, help="random seed: the same seed builds the same brand"),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="start the server when the brand is built"),
+    reset: bool = typer.Option(False, "--reset", help="delete the existing demo brand and build it again (needed to change --contacts or --seed)"),
 ) -> None:
     """Build (idempotently) the demo brand, a Taiwanese e-commerce shop, then start the server."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -231,7 +232,7 @@ def demo(
                 steps[step] = bar.add_task(step, total=total)
             bar.update(steps[step], completed=done, total=total)
 
-        info = run_service(lambda: demo_brand.build(db, contacts=contacts, seed=seed, progress=progress))
+        info = run_service(lambda: demo_brand.build(db, contacts=contacts, seed=seed, reset=reset, progress=progress))
     typer.echo(f"\nTutti demo brand '{info.workspace_name}' is ready.")
     typer.echo(f"  open   {s.base_url}/login")
     typer.echo(f"  e-mail {info.email}")
