@@ -18,3 +18,10 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import tracking_api
 
     app.include_router(tracking_api.router)  # Segment's paths: /v1/identify, /v1/batch, …
+    from tutti.audience import ui as audience_ui
+    from tutti.platform import ui as platform_ui
+    from tutti.web import session as ui_session
+
+    ui_session.install(app)  # web UI: login redirects and error pages for the routes below
+    app.include_router(platform_ui.router)
+    app.include_router(audience_ui.router)
