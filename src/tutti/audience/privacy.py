@@ -13,14 +13,13 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tutti.audience import attributes as attrs
-from tutti.audience import consent, profiles, tags
+from tutti.audience import consent, tags
 from tutti.audience.contacts import live_contact
 from tutti.audience.models import (
-    ConsentChange,
     Contact,
     ContactMerge,
     ContactTag,
@@ -152,7 +151,3 @@ def erase_contact(db: Session, *, workspace_id: int, contact_id: int, actor: Act
     db.flush()
     audit.record(db, workspace_id=workspace_id, actor=actor, action="contact.erase", target_kind="contact", target_id=cid, detail={"removed": removed})
     return {"contact_id": cid, "erased_at": now.isoformat(), "removed": removed}
-
-
-def erased_count(db: Session, *, workspace_id: int) -> int:
-    return db.scalar(select(func.count()).select_from(Contact).where(Contact.workspace_id == workspace_id, Contact.erased_at.is_not(None)))

@@ -28,7 +28,7 @@ def _no_nul(value: str | None) -> str | None:
     return value
 
 
-def Text(max_length: int, min_length: int = 0) -> Any:  # noqa: N802 - used like a type
+def Text(max_length: int, min_length: int = 0) -> Any:
     """A string of bounded length without NUL characters."""
     return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_no_nul)]
 
@@ -37,12 +37,12 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
-def QueryText(max_length: int, description: str | None = None, alias: str | None = None) -> Any:  # noqa: N802
+def QueryText(max_length: int, description: str | None = None, alias: str | None = None) -> Any:
     """An optional query parameter of bounded length without NUL characters."""
     return Annotated[str | None, Query(max_length=max_length, description=description, alias=alias), AfterValidator(_no_nul)]
 
 
-def PathText(max_length: int) -> Any:  # noqa: N802 - used like a type
+def PathText(max_length: int) -> Any:
     return Annotated[str, Path(min_length=1, max_length=max_length), AfterValidator(_no_nul)]
 
 
