@@ -118,14 +118,25 @@ def upsert_products(db: Session, *, workspace_id: int, products: list[dict]) -> 
         by_sku[row["sku"]] = row
     if not by_sku:
         return {}
+    # Read first, write only what changed: product events repeat the same catalogue all day long, and a
+    # read costs far less than rewriting rows (and their index entries) on every batch.
+    columns = [getattr(Product, k) for k in PRODUCT_FIELDS]
+    stored = {row[0]: row for row in db.execute(select(Product.sku, Product.id, *columns).where(
+        Product.workspace_id == workspace_id, Product.sku.in_(list(by_sku))))}
+    ids = {sku: row[1] for sku, row in stored.items()}
     # one statement per set of present columns keeps "absent means unchanged" without per-row SQL
     groups: dict[tuple[str, ...], list[dict]] = {}
-    for row in by_sku.values():
+    for sku, row in by_sku.items():
         present = tuple(k for k in PRODUCT_FIELDS if row[k] not in (None, {}) or k == "name")
+        current = stored.get(sku)
+        if current is not None and all(row[k] == current[2 + PRODUCT_FIELDS.index(k)] for k in present):
+            continue
         groups.setdefault(present, []).append(row)
     for present, rows in groups.items():
         upsert_rows(db, Product, rows, conflict=("workspace_id", "sku"), update=(*present, "updated_at"))
-    return product_ids(db, workspace_id=workspace_id, skus=list(by_sku))
+    if groups:
+        ids.update(product_ids(db, workspace_id=workspace_id, skus=[r["sku"] for rows in groups.values() for r in rows]))
+    return ids
 
 
 def product_ids(db: Session, *, workspace_id: int, skus: list[str]) -> dict[str, int]:

@@ -555,9 +555,11 @@ def _consistent(pairs) -> bool:
 def resolve_sets(db: Session, *, workspace_id: int, sets: list[tuple]) -> tuple[dict[tuple, int], dict[int, int]]:
     """The contact of every identity set, with as few statements as possible; also {merged: winner}.
 
-    Sets whose identities all belong to one contact need nothing more. People seen for the first time are
-    created together (one insert of contacts, one of identities). Only sets that attach a new identity to
-    a known person or join two contacts go through `contacts.resolve`, one by one, in message order."""
+    Sets whose identities all belong to one contact need nothing more. Sets sharing identities are
+    grouped (they are one person). A group nobody holds yet becomes a new contact, and a group held by
+    exactly one contact gets its new identities attached; all of these in one insert of contacts and one
+    of identities. Only groups that would join two contacts, or break the one-external-id/one-LINE-id
+    rule, go through `contacts.resolve`, one set at a time, in message order."""
     distinct = list(dict.fromkeys(s for s in sets if s))
     owner = _lookup(db, workspace_id, {pair for s in distinct for pair in s})
     found: dict[tuple, int] = {}
@@ -568,16 +570,31 @@ def resolve_sets(db: Session, *, workspace_id: int, sets: list[tuple]) -> tuple[
             found[identity_set] = holders.pop()
         else:
             pending.append(identity_set)
-    unknown = [s for s in pending if not any(pair in owner for pair in s)]
-    touched_by_others = {pair for s in pending if any(pair in owner for pair in s) for pair in s}
-    creatable, sequential = [], [s for s in pending if any(pair in owner for pair in s)]
-    for group in _components(unknown):
+    sequential: list[tuple] = []
+    plans: list[tuple[int | None, list[tuple], list[tuple]]] = []  # (holder or None for a new person, group, new pairs)
+    for group in _components(pending):
         union = list(dict.fromkeys(pair for s in group for pair in s))
-        if _consistent(union) and not any(pair in touched_by_others for pair in union):
-            creatable.append((group, union))
-        else:
+        holders = {owner[pair] for pair in union if pair in owner}
+        if len(holders) > 1 or not _consistent(union):
             sequential.extend(group)
-    failed = _create_people(db, workspace_id, creatable, found)
+        else:
+            plans.append((holders.pop() if holders else None, group, [pair for pair in union if pair not in owner]))
+    # attaching an external_id or LINE id to someone who has a different one is a different person
+    exclusive_new = {holder for holder, _, new in plans if holder is not None and any(k in contacts.EXCLUSIVE_KINDS for k, _ in new)}
+    if exclusive_new:
+        held: dict[int, list] = defaultdict(list)
+        for contact_id, kind, value in db.execute(select(Identity.contact_id, Identity.kind, Identity.value).where(
+                Identity.contact_id.in_(exclusive_new), Identity.kind.in_(contacts.EXCLUSIVE_KINDS))):
+            held[contact_id].append((kind, value))
+        kept = []
+        for plan in plans:
+            holder, group, new = plan
+            if holder in held and not _consistent(held[holder] + new):
+                sequential.extend(group)
+            else:
+                kept.append(plan)
+        plans = kept
+    failed = _write_plans(db, workspace_id, plans, found)
     sequential.extend(s for group in failed for s in group)
     merged: dict[int, int] = {}
     order = {s: i for i, s in enumerate(distinct)}
@@ -590,35 +607,40 @@ def resolve_sets(db: Session, *, workspace_id: int, sets: list[tuple]) -> tuple[
     return found, merged
 
 
-def _create_people(db: Session, workspace_id: int, creatable: list, found: dict) -> list[list[tuple]]:
-    """Create one contact per group with all its identities; returns the groups someone else created
-    first (a concurrent request), which are undone here and left to `contacts.resolve`."""
-    if not creatable:
+def _write_plans(db: Session, workspace_id: int, plans: list, found: dict) -> list[list[tuple]]:
+    """Create the new people and attach the new identities; returns the groups a concurrent request got
+    to first (their half-done work is undone here) for `contacts.resolve` to settle."""
+    if not plans:
         return []
     now = utcnow()
     table = Contact.__table__
-    rows = [{"workspace_id": workspace_id, "attributes": {}, "created_at": now, "updated_at": now} for _ in creatable]
-    ids = list(db.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars())
+    fresh = [i for i, (holder, _, _) in enumerate(plans) if holder is None]
+    contact_of = [holder for holder, _, _ in plans]
+    if fresh:
+        rows = [{"workspace_id": workspace_id, "attributes": {}, "created_at": now, "updated_at": now} for _ in fresh]
+        ids = db.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows).scalars().all()
+        for i, contact_id in zip(fresh, ids):
+            contact_of[i] = contact_id
     identity_rows = sorted(
-        ({"workspace_id": workspace_id, "contact_id": contact_id, "kind": kind, "value": value, "source": SOURCE, "created_at": now}
-         for contact_id, (_, union) in zip(ids, creatable) for kind, value in union),
+        ({"workspace_id": workspace_id, "contact_id": contact_of[i], "kind": kind, "value": value, "source": SOURCE, "created_at": now}
+         for i, (_, _, new) in enumerate(plans) for kind, value in new),
         key=lambda row: (row["kind"], row["value"]),  # one lock order for every request: no deadlocks between them
     )
     inserted = insert_ignore(db, Identity, identity_rows, conflict=("workspace_id", "kind", "value"))
     lost: list[int] = []
-    if inserted != len(identity_rows):
-        owner = _lookup(db, workspace_id, [(r["kind"], r["value"]) for r in identity_rows])
-        lost = [i for i, (contact_id, (_, union)) in enumerate(zip(ids, creatable)) if any(owner.get(p) != contact_id for p in union)]
-        if lost:
-            lost_ids = [ids[i] for i in lost]
-            db.execute(delete(Identity).where(Identity.contact_id.in_(lost_ids)).execution_options(synchronize_session=False))
-            db.execute(delete(Contact).where(Contact.id.in_(lost_ids)).execution_options(synchronize_session=False))
+    if inserted != len(identity_rows):  # some other request holds one of them now (PostgreSQL gives no count: check)
+        owner = _lookup(db, workspace_id, [(row["kind"], row["value"]) for row in identity_rows])
+        lost = [i for i, (_, _, new) in enumerate(plans) if any(owner.get(pair) != contact_of[i] for pair in new)]
+        orphans = [contact_of[i] for i in lost if plans[i][0] is None]
+        if orphans:
+            db.execute(delete(Identity).where(Identity.contact_id.in_(orphans)).execution_options(synchronize_session=False))
+            db.execute(delete(Contact).where(Contact.id.in_(orphans)).execution_options(synchronize_session=False))
     lost_set = set(lost)
-    for i, (contact_id, (group, _)) in enumerate(zip(ids, creatable)):
+    for i, (_, group, _) in enumerate(plans):
         if i not in lost_set:
             for identity_set in group:
-                found[identity_set] = contact_id
-    return [creatable[i][0] for i in lost]
+                found[identity_set] = contact_of[i]
+    return [plans[i][1] for i in lost]
 
 
 def _final(contact_id: int, merged: dict[int, int]) -> int:
@@ -739,7 +761,7 @@ def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[st
         events.NewEvent(contact_id=m.contact_id, name=m.name, occurred_at=m.occurred_at, properties=m.properties, kind=m.type,
                         source=SOURCE, message_id=m.message_id, context=m.context) for m in fresh])
     _apply_commerce(db, workspace_id, fresh)
-    _touch(db, fresh)
+    _touch(db, workspace_id, fresh)
     counts: dict[str, int] = defaultdict(int)
     for m in fresh:
         counts[m.type] += 1
@@ -755,18 +777,19 @@ def _alias(db: Session, workspace_id: int, m: Message) -> contacts.Resolution:
                           actor=Actor.system(SOURCE))
 
 
-def _touch(db: Session, messages: list[Message]) -> None:
+def _touch(db: Session, workspace_id: int, messages: list[Message]) -> None:
+    """Advance each contact's last_seen_at to its latest event here (never backwards): one executemany,
+    as `contacts.touch` takes one time for all and events in a batch span minutes or, in imports, years."""
     latest: dict[int, datetime] = {}
     for m in messages:
         if m.contact_id not in latest or m.occurred_at > latest[m.contact_id]:
             latest[m.contact_id] = m.occurred_at
-    # one statement per minute of activity: last_seen_at to the minute is plenty, and live traffic in
-    # one request spans a minute or two
-    by_minute: dict[datetime, list[int]] = defaultdict(list)
-    for contact_id, moment in latest.items():
-        by_minute[moment.astimezone(UTC).replace(second=0, microsecond=0)].append(contact_id)
-    for moment, ids in sorted(by_minute.items()):
-        contacts.touch(db, contact_ids=sorted(ids), at=moment)
+    table = Contact.__table__
+    statement = update(table).where(
+        table.c.id == bindparam("_id"), table.c.workspace_id == workspace_id,
+        or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
+    ).values(last_seen_at=bindparam("at"))
+    db.connection().execute(statement, [{"_id": contact_id, "at": at} for contact_id, at in sorted(latest.items())])
 
 
 # --- the whole request -----------------------------------------------------------------------------
