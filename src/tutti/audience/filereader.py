@@ -66,6 +66,8 @@ def decode(content: bytes) -> tuple[str, str]:
             return content.decode(encoding), encoding
         except UnicodeDecodeError:
             raise InvalidInput("the file is binary, not a CSV or Excel file", field="file") from None
+    if b"\x00" in sample:
+        raise InvalidInput("the file is binary, not a CSV or Excel file", field="file")
     for encoding in TEXT_ENCODINGS:
         try:
             text = content.decode(encoding)
