@@ -738,7 +738,7 @@ class _ChunkState:
         if quiet_since is not None and quiet_since + 180 * 86400 <= self.now:
             self.tag(contact_id, "沉睡會員", max(quiet_since + 180 * 86400, b.window_start * 86400 + 3 * 3600))
 
-        tier = next(name for threshold, name in TIERS if spend >= threshold)
+        tier = next(name for threshold, name in TIERS if max(spend, 0) >= threshold)
         attributes = orjson.dumps({
             "tier": tier,
             "points": int(spend // 50) + int(r() * 300),
@@ -777,6 +777,7 @@ class _ChunkState:
         self.event(contact_id, "page", b.pages[page][1], t, b.page_json[page], source)
         day = t // 86400
         cart = []
+        cart_id = f"cart-{self.order_prefix}-{len(self.events)}"  # ids differ between databases; this does not
         for _ in range(1 + int(r() * 2.2)):
             t += 20 + int(r() * 150)
             product = self.product(favourites, day)
@@ -785,7 +786,7 @@ class _ChunkState:
                 t += 10 + int(r() * 60)
                 cart.append(product)
                 self.event(contact_id, "track", "Product Added", t,
-                           product["viewed"][:-1] + f',"quantity":1,"cart_id":"c{contact_id}-{t}"}}', source)
+                           product["viewed"][:-1] + f',"quantity":1,"cart_id":"{cart_id}"}}', source)
         if cart and r() < 0.3:
             t += 30 + int(r() * 200)
             value = sum(p["price"] for p in cart)
@@ -830,7 +831,8 @@ class _ChunkState:
             line_status = ["refunded"] * len(picked)
         elif x < 0.07 and len(picked) > 1:
             status = "partially_refunded"
-            refunded = picked[0]["price"] * quantities[0]
+            # the refund of one line, with its share of the discount
+            refunded = min(total, round(picked[0]["price"] * quantities[0] * (1 - discount / subtotal)))
             line_status[0] = "refunded"
         elif channel == "store" or age > 6:
             status = "completed"
@@ -871,7 +873,7 @@ class _ChunkState:
                 self.event(contact_id, "track", "Product Viewed", t, product["viewed"], source, context)
                 t += 15 + int(r() * 60)
                 self.event(contact_id, "track", "Product Added", t,
-                           product["viewed"][:-1] + f',"quantity":{quantity},"cart_id":"c{contact_id}-{day}"}}', source,
+                           product["viewed"][:-1] + f',"quantity":{quantity},"cart_id":"cart-{external_id}"}}', source,
                            context)
             self.event(contact_id, "track", "Checkout Started", placed - 60 - int(r() * 120), orjson.dumps(
                 {"order_id": external_id, "value": subtotal, "currency": "TWD", "products": products}).decode(),
