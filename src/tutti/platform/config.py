@@ -30,6 +30,7 @@ class Settings(BaseSettings):
         description="job queue: unset = SQLite in data_dir with an in-process worker; redis://… = Redis, "
         "run `tutti worker` separately; 'immediate' = run jobs inline (tests)",
     )
+    queue_name: str = Field(default="tutti", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="separates deployments sharing one Redis")
     secret_key: str | None = Field(default=None, description="signs cookies; default is generated once into data_dir")
     base_url: str = "http://127.0.0.1:8000"
     host: str = "127.0.0.1"

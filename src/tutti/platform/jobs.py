@@ -26,13 +26,14 @@ log = logging.getLogger("tutti.jobs")
 def _make_huey() -> Huey:
     settings = get_settings()
     url = settings.queue_url
+    name = settings.queue_name
     if url == "immediate":
-        return MemoryHuey("tutti", immediate=True)
+        return MemoryHuey(name, immediate=True)
     if url is None or url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :] if url else str((settings.data_dir / "queue.db").resolve())
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey("tutti", filename=path)
-    return RedisHuey("tutti", url=url)
+        return SqliteHuey(name, filename=path)
+    return RedisHuey(name, url=url)
 
 
 huey = _make_huey()
