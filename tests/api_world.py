@@ -60,6 +60,15 @@ class Seed:
             return workspaces.create_api_key(db, workspace_id=self.workspace_id, name=f"{self.marker} spare {self.counter}",
                                              role="analyst", actor=ACTOR).record.id
 
+    def fresh_import(self) -> int:
+        from tutti.audience import imports
+
+        self.counter += 1
+        with self.database.session() as db:
+            content = MEMBERS_CSV.format(marker=f"{self.marker}{self.counter}").encode()
+            return imports.create_import(db, workspace_id=self.workspace_id, kind="members", filename="members.csv",
+                                         content=content, actor=ACTOR).id
+
     def key_for(self, role: str) -> str:
         if role not in self.keys:
             with self.database.session() as db:
