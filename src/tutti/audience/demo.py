@@ -26,7 +26,9 @@ import bisect
 import json
 import random
 import time
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
@@ -36,7 +38,7 @@ import orjson
 from sqlalchemy import MetaData, delete, insert, select, text
 from sqlalchemy.orm import Session
 
-from tutti.audience.models import AttributeDefinition, Product, Tag
+from tutti.audience.models import AttributeDefinition, Contact, Product, Tag
 from tutti.platform import audit, security, workspaces
 from tutti.platform.audit import Actor
 from tutti.platform.db import Database
@@ -261,29 +263,31 @@ def build(
     steps["catalogue"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows = dict.fromkeys(BULK_TABLES, 0)
-    table_seconds = dict.fromkeys(BULK_TABLES, 0.0)
-    generate_seconds = 0.0
+    totals = _Totals()
     label = STEP_LABELS["members"]
     report(label, 0, contacts)
-    for chunk_no, first in enumerate(range(0, contacts, CHUNK)):
-        count = min(CHUNK, contacts - first)
-        with database.session() as db:
-            writer = _Writer(db)
-            writer.prepare()
-            contact_base = writer.reserve_ids("contact", count)
+    contact_base = _reserve_contacts(database, workspace_id, contacts)
+    last_chunk = (contacts - 1) // CHUNK
+    # Python makes chunk n+1 while the database (another thread, which waits with the GIL released)
+    # writes chunk n: on two cores that is nearly twice as fast as taking turns.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-writer") as pool:
+        pending: deque = deque()
+        for chunk_no, first in enumerate(range(0, contacts, CHUNK)):
+            count = min(CHUNK, contacts - first)
             tick = time.perf_counter()
-            chunk = brand.generate_chunk(chunk_no, first, count, contact_base)
-            generate_seconds += time.perf_counter() - tick
-            order_base = writer.reserve_ids("orders", len(chunk["orders"])) if chunk["orders"] else 0
-            chunk["orders"] = [(order_base + row[0], *row[1:]) for row in chunk["orders"]]
-            chunk["order_line"] = [(order_base + row[0], *row[1:]) for row in chunk["order_line"]]
-            for table in BULK_TABLES:
-                tick = time.perf_counter()
-                writer.write(table, TABLE_COLUMNS[table], chunk[table])
-                table_seconds[table] += time.perf_counter() - tick
-                rows[table] += len(chunk[table])
-        report(label, first + count, contacts)
+            chunk = brand.generate_chunk(chunk_no, first, count, contact_base + first)
+            totals.generate_seconds += time.perf_counter() - tick
+            placeholder = contact_base + contacts - 1 if chunk_no == last_chunk and database.dialect == "sqlite" else None
+            pending.append((pool.submit(_write_chunk, database, workspace_id, chunk, totals, placeholder), first + count))
+            while len(pending) > 1:
+                future, done = pending.popleft()
+                future.result()
+                report(label, done, contacts)
+        while pending:
+            future, done = pending.popleft()
+            future.result()
+            report(label, done, contacts)
+    rows, table_seconds, generate_seconds = totals.rows, totals.seconds, totals.generate_seconds
     steps["members"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -305,6 +309,43 @@ def build(
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Totals:
+    rows: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BULK_TABLES, 0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(BULK_TABLES, 0.0))
+    generate_seconds: float = 0.0
+
+
+def _reserve_contacts(database: Database, workspace_id: int, count: int) -> int:
+    """Ids for all the demo's contacts, taken before any is written, so chunks can be generated ahead."""
+    with database.session() as db:
+        base = _Writer(db).reserve_ids("contact", count)
+        if database.dialect == "sqlite":
+            # SQLite gives the next row max(id) + 1: a placeholder at the end of the range keeps anyone
+            # else's new contacts out of it until the last chunk replaces it
+            db.execute(insert(Contact).values(id=base + count - 1, workspace_id=workspace_id, attributes={}))
+    return base
+
+
+def _write_chunk(database: Database, workspace_id: int, chunk: dict[str, list[tuple]], totals: _Totals,
+                 placeholder: int | None) -> None:
+    """One chunk in one transaction. Orders get their ids here, in the transaction that writes them."""
+    with database.session() as db:
+        writer = _Writer(db)
+        writer.prepare()
+        if placeholder is not None:
+            db.execute(delete(Contact).where(Contact.workspace_id == workspace_id, Contact.id == placeholder))
+        if chunk["orders"]:
+            order_base = writer.reserve_ids("orders", len(chunk["orders"]))
+            chunk["orders"] = [(order_base + row[0], *row[1:]) for row in chunk["orders"]]
+            chunk["order_line"] = [(order_base + row[0], *row[1:]) for row in chunk["order_line"]]
+        for table in BULK_TABLES:
+            tick = time.perf_counter()
+            writer.write(table, TABLE_COLUMNS[table], chunk[table])
+            totals.seconds[table] += time.perf_counter() - tick
+            totals.rows[table] += len(chunk[table])
 
 
 class _Writer:
