@@ -28,13 +28,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import time
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, union_all, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -47,7 +49,6 @@ from tutti.platform.audit import Actor
 from tutti.platform.db import Database, get_database, utcnow
 from tutti.platform.errors import InvalidInput, NotFound, TuttiError
 from tutti.platform.models import Workspace
-from tutti.platform.sql import insert_ignore
 
 log = logging.getLogger("tutti.tracking")
 
@@ -510,15 +511,17 @@ def parse_request(payload: dict, *, endpoint: str, region: str, received_at: dat
 
 
 def _lookup(db: Session, workspace_id: int, pairs) -> dict[tuple[str, str], int]:
-    """The contact holding each (kind, value), in one query."""
+    """The contact holding each (kind, value), in one query: one index range per kind (UNION ALL), so the
+    plan never depends on the planner knowing the table's size (a fresh PostgreSQL table has no stats)."""
     by_kind: dict[str, set[str]] = defaultdict(set)
     for kind, value in pairs:
         by_kind[kind].add(value)
     if not by_kind:
         return {}
-    condition = or_(*(and_(Identity.kind == kind, Identity.value.in_(values)) for kind, values in by_kind.items()))
-    rows = db.execute(select(Identity.kind, Identity.value, Identity.contact_id).where(Identity.workspace_id == workspace_id, condition))
-    return {(kind, value): contact_id for kind, value, contact_id in rows}
+    parts = [select(Identity.kind, Identity.value, Identity.contact_id).where(
+        Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value.in_(values)) for kind, values in by_kind.items()]
+    statement = parts[0] if len(parts) == 1 else union_all(*parts)
+    return {(kind, value): contact_id for kind, value, contact_id in db.execute(statement)}
 
 
 def _components(sets: list[tuple]) -> list[list[tuple]]:
@@ -626,11 +629,13 @@ def _write_plans(db: Session, workspace_id: int, plans: list, found: dict) -> li
          for i, (_, _, new) in enumerate(plans) for kind, value in new),
         key=lambda row: (row["kind"], row["value"]),  # one lock order for every request: no deadlocks between them
     )
-    inserted = insert_ignore(db, Identity, identity_rows, conflict=("workspace_id", "kind", "value"))
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Identity.__table__).on_conflict_do_nothing(index_elements=["workspace_id", "kind", "value"])
+    columns = Identity.__table__.c
+    inserted = {(k, v) for k, v in db.execute(statement.returning(columns.kind, columns.value), identity_rows)} if identity_rows else set()
     lost: list[int] = []
-    if inserted != len(identity_rows):  # some other request holds one of them now (PostgreSQL gives no count: check)
-        owner = _lookup(db, workspace_id, [(row["kind"], row["value"]) for row in identity_rows])
-        lost = [i for i, (_, _, new) in enumerate(plans) if any(owner.get(pair) != contact_of[i] for pair in new)]
+    if len(inserted) != len(identity_rows):  # another request attached some of them first
+        lost = [i for i, (_, _, new) in enumerate(plans) if any(pair not in inserted for pair in new)]
         orphans = [contact_of[i] for i in lost if plans[i][0] is None]
         if orphans:
             db.execute(delete(Identity).where(Identity.contact_id.in_(orphans)).execution_options(synchronize_session=False))
@@ -683,7 +688,7 @@ def _apply_profiles(db: Session, workspace_id: int, messages: list[Message]) -> 
         groups[tuple(sorted(k for k in row if k != "_id"))].append(row)
     table = Contact.__table__
     for columns, rows in groups.items():
-        statement = update(table).where(table.c.id == bindparam("_id"), table.c.workspace_id == workspace_id).values(
+        statement = update(table).where(table.c.id == bindparam("_id")).values(  # ids from this workspace (see _touch)
             {column: bindparam(column) for column in columns})
         db.connection().execute(statement, rows)
 
@@ -732,23 +737,19 @@ def _apply_commerce(db: Session, workspace_id: int, messages: list[Message]) -> 
 
 
 def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[str, int]:
-    """Store valid messages; those whose messageId was seen before are skipped. Returns new events by kind."""
-    if not messages:
-        return {}
-    seen = set(db.scalars(select(Event.message_id).where(
-        Event.workspace_id == workspace_id, Event.message_id.in_({m.message_id for m in messages}))))
-    fresh: list[Message] = []
+    """Store valid messages; those whose messageId was stored before are skipped, with their side effects
+    (orders, profile changes). Returns the new events by kind."""
+    unique: dict[str, Message] = {}
     for m in messages:
-        if m.message_id not in seen:
-            seen.add(m.message_id)
-            fresh.append(m)
+        unique.setdefault(m.message_id, m)  # the same message twice in one request: the first counts
+    fresh = list(unique.values())
     if not fresh:
         return {}
     found, merged = resolve_sets(db, workspace_id=workspace_id, sets=[m.identities for m in fresh])
     for m in fresh:
         m.contact_id = found[m.identities]
     for m in fresh:
-        if m.type == "alias":
+        if m.type == "alias":  # idempotent: aliasing two people already joined changes nothing
             resolution = _alias(db, workspace_id, m)
             m.contact_id = resolution.contact_id
             for loser in resolution.merged:
@@ -756,16 +757,31 @@ def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[st
     if merged:
         for m in fresh:
             m.contact_id = _final(m.contact_id, merged)
-    _apply_profiles(db, workspace_id, fresh)
-    events.record(db, workspace_id=workspace_id, events=[
-        events.NewEvent(contact_id=m.contact_id, name=m.name, occurred_at=m.occurred_at, properties=m.properties, kind=m.type,
-                        source=SOURCE, message_id=m.message_id, context=m.context) for m in fresh])
-    _apply_commerce(db, workspace_id, fresh)
-    _touch(db, workspace_id, fresh)
+    inserted = _insert_events(db, workspace_id, fresh)
+    new = [m for m in fresh if m.message_id in inserted]
+    _apply_profiles(db, workspace_id, new)
+    _apply_commerce(db, workspace_id, new)
+    if new:
+        _touch(db, workspace_id, new)
     counts: dict[str, int] = defaultdict(int)
-    for m in fresh:
+    for m in new:
         counts[m.type] += 1
     return dict(counts)
+
+
+def _insert_events(db: Session, workspace_id: int, messages: list[Message]) -> set[str]:
+    """Insert the events, skipping message ids stored before; returns the message ids that are new.
+
+    The unique (workspace_id, message_id) key is the de-duplication: it holds against a concurrent retry
+    of the same batch too, and RETURNING tells which messages are new without querying the event table
+    first. (Same rows as `events.record`, which answers only a count.)"""
+    now = utcnow()
+    rows = [{"workspace_id": workspace_id, "contact_id": m.contact_id, "kind": m.type, "name": m.name, "occurred_at": m.occurred_at,
+             "received_at": now, "properties": m.properties, "context": m.context, "source": SOURCE, "message_id": m.message_id}
+            for m in messages]
+    dialect = postgresql if db.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(Event.__table__).on_conflict_do_nothing(index_elements=["workspace_id", "message_id"])
+    return set(db.execute(statement.returning(Event.__table__.c.message_id), rows).scalars())
 
 
 def _alias(db: Session, workspace_id: int, m: Message) -> contacts.Resolution:
@@ -784,9 +800,11 @@ def _touch(db: Session, workspace_id: int, messages: list[Message]) -> None:
     for m in messages:
         if m.contact_id not in latest or m.occurred_at > latest[m.contact_id]:
             latest[m.contact_id] = m.occurred_at
+    # by primary key alone: the ids come from this workspace's identities, and a workspace_id test
+    # tempts PostgreSQL into scanning the workspace's index while a new table has no statistics
     table = Contact.__table__
     statement = update(table).where(
-        table.c.id == bindparam("_id"), table.c.workspace_id == workspace_id,
+        table.c.id == bindparam("_id"),
         or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
     ).values(last_seen_at=bindparam("at"))
     db.connection().execute(statement, [{"_id": contact_id, "at": at} for contact_id, at in sorted(latest.items())])
@@ -804,6 +822,28 @@ def _retryable(error: Exception) -> bool:
     return code in _RETRYABLE or "database is locked" in str(error)
 
 
+_WRITE_KEY_SECONDS = 5.0
+_write_keys: dict[tuple[str, str], tuple[float, int, str]] = {}
+
+
+def _workspace_of(database: Database, write_key: str) -> tuple[int, str]:
+    """The workspace id and phone region of a write key. Remembered for a few seconds: a busy shop sends
+    many requests a second, and a rotated key stops working within those seconds."""
+    cache_key = (database.url, write_key)
+    hit = _write_keys.get(cache_key)
+    now = time.monotonic()
+    if hit and hit[0] > now:
+        return hit[1], hit[2]
+    with database.read_session() as db:
+        row = db.execute(select(Workspace.id, Workspace.default_region).where(Workspace.write_key == write_key)).first()
+    if row is None:
+        raise TrackingUnauthorized("this write key is not valid", field="authorization")
+    if len(_write_keys) > 10_000:
+        _write_keys.clear()
+    _write_keys[cache_key] = (now + _WRITE_KEY_SECONDS, row[0], row[1])
+    return row[0], row[1]
+
+
 def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
            database: Database | None = None) -> dict[str, int]:
     """Validate and store one tracking request; returns the new events by kind once committed.
@@ -815,11 +855,7 @@ def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_enc
         raise TrackingError(f"unknown endpoint '/v1/{endpoint}'", field="type")
     payload = decode_body(body, content_encoding=content_encoding, single=endpoint in TYPES)
     write_key = write_key_of(authorization, payload)
-    with database.read_session() as db:
-        workspace = db.execute(select(Workspace.id, Workspace.default_region).where(Workspace.write_key == write_key)).first()
-    if workspace is None:
-        raise TrackingUnauthorized("this write key is not valid", field="authorization")
-    workspace_id, region = workspace
+    workspace_id, region = _workspace_of(database, write_key)
     messages = parse_request(payload, endpoint=endpoint, region=region)
     for attempt in range(4):
         try:
