@@ -134,3 +134,21 @@ def live_server(settings, database):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def client_factory(app):
+    """More browsers on the same app, each with its own cookies."""
+    from fastapi.testclient import TestClient
+
+    made = []
+
+    def make():
+        test_client = TestClient(app)
+        test_client.__enter__()
+        made.append(test_client)
+        return test_client
+
+    yield make
+    for test_client in made:
+        test_client.__exit__(None, None, None)

@@ -7,7 +7,7 @@ the signed-in user's locale, else the browser's Accept-Language, else `settings.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 LOCALES = ("zh-TW", "en")
@@ -16,7 +16,7 @@ LOCALE_NAMES = {"zh-TW": "繁體中文", "en": "English"}
 LOCALES_DIR = Path(__file__).parent / "locales"
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(locale: str) -> dict[str, str]:
     return json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
 

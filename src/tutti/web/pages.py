@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -29,7 +29,7 @@ env.lstrip_blocks = True
 def _zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "Asia/Taipei")
-    except Exception:  # an unknown zone name must not break a page
+    except (ZoneInfoNotFoundError, ValueError):  # an unknown zone name must not break a page
         return ZoneInfo("UTC")
 
 
@@ -43,7 +43,7 @@ def localtime(value: datetime | None, zone: str | None = None, pattern: str = "%
     return str(value)
 
 
-def number(value: float | int | None, digits: int = 0) -> str:
+def number(value: float | None, digits: int = 0) -> str:
     if value is None:
         return "—"
     return f"{value:,.{digits}f}"

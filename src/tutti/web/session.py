@@ -147,9 +147,8 @@ async def ui_context(request: Request, db: Session = ui_db) -> UiContext:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target if request.method in SAFE_METHODS else "/")
     _, browser_session, user = found
-    if request.method not in SAFE_METHODS:
-        if not security.same(await submitted_csrf(request), browser_session.csrf_token):
-            raise PageError(403, "errors.csrf")
+    if request.method not in SAFE_METHODS and not security.same(await submitted_csrf(request), browser_session.csrf_token):
+        raise PageError(403, "errors.csrf")
     memberships = workspaces.workspaces_of(db, user_id=user.id)
     workspace, role = None, None
     for candidate, candidate_role in memberships:
