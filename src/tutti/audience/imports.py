@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import event, select, tuple_, update
+from sqlalchemy import event, func, insert, select, update
 from sqlalchemy.orm import Session, defer
 
 from tutti.audience import attributes as attrs
@@ -1060,7 +1060,7 @@ def _commit_chunk(database: Database, import_id: int, workspace_id: int, result:
                   settings: Settings) -> None:
     """One chunk's writes and its checkpoint, in one transaction."""
     with database.session() as db:
-        job = db.scalar(select(ImportJob).where(ImportJob.id == import_id).with_for_update())
+        job = db.scalar(select(ImportJob).options(defer(ImportJob.content)).where(ImportJob.id == import_id).with_for_update())
         if job is None or job.status != "running" or job.processed_rows != start:
             raise _Superseded()
         _write_chunk(db, workspace_id, result, start, end, settings)
@@ -1086,17 +1086,34 @@ def _write_chunk(db: Session, workspace_id: int, result: Validation, start: int,
         _write_orders(db, workspace_id, orders, settings)
 
 
+def _create_contacts(db: Session, workspace_id: int, n: int, now: datetime) -> list[int]:
+    """n new, empty contacts in one statement; their ids in order."""
+    rows = [{"workspace_id": workspace_id, "attributes": {}, "created_at": now, "updated_at": now} for _ in range(n)]
+    if db.get_bind().dialect.name == "sqlite":
+        # SQLite cannot return ids of a multi-row insert in order, so SQLAlchemy would insert row by row. The write
+        # transaction holds SQLite's only write lock (BEGIN IMMEDIATE), so the next ids are ours to take.
+        first = (db.scalar(select(func.max(Contact.id))) or 0) + 1
+        for offset, row in enumerate(rows):
+            row["id"] = first + offset
+        db.execute(insert(Contact), rows)
+        return [row["id"] for row in rows]
+    return list(db.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows).scalars())
+
+
 def _resolve_contacts(db: Session, workspace_id: int, groups: list[list[tuple[str, str]]]) -> list[int]:
     """The contact of each group of normalised identities, creating the missing ones. Set-based for the
     common cases (all known on one contact, or all new); the rest go through identity resolution."""
     unique = list(dict.fromkeys(tuple(g) for g in groups))
     pairs = list({pair for group in unique for pair in group})
     owner: dict[tuple[str, str], int] = {}
-    for offset in range(0, len(pairs), 500):
-        batch = pairs[offset: offset + 500]
-        owner.update({(k, v): c for k, v, c in db.execute(
-            select(Identity.kind, Identity.value, Identity.contact_id)
-            .where(Identity.workspace_id == workspace_id, tuple_(Identity.kind, Identity.value).in_(batch)))})
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in pairs:
+        by_kind.setdefault(kind, []).append(value)
+    for kind, values in by_kind.items():  # kind = … AND value IN (…) uses the unique index on both engines
+        for offset in range(0, len(values), 900):
+            owner.update({(kind, v): c for v, c in db.execute(
+                select(Identity.value, Identity.contact_id).where(
+                    Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value.in_(values[offset: offset + 900])))})
     uses: dict[tuple[str, str], int] = {}
     for group in unique:
         for pair in group:
@@ -1115,13 +1132,10 @@ def _resolve_contacts(db: Session, workspace_id: int, groups: list[list[tuple[st
             slow.append(group)
     if new:
         now = utcnow()
-        created = [Contact(workspace_id=workspace_id, attributes={}, created_at=now, updated_at=now) for _ in new]
-        db.add_all(created)
-        db.flush()
         rows = []
-        for group, contact in zip(new, created, strict=True):
-            found[group] = contact.id
-            rows.extend({"workspace_id": workspace_id, "contact_id": contact.id, "kind": k, "value": v, "source": "import",
+        for group, contact_id in zip(new, _create_contacts(db, workspace_id, len(new), now), strict=True):
+            found[group] = contact_id
+            rows.extend({"workspace_id": workspace_id, "contact_id": contact_id, "kind": k, "value": v, "source": "import",
                          "created_at": now} for k, v in group)
         insert_ignore(db, Identity, rows, conflict=("workspace_id", "kind", "value"))
     merged_into: dict[int, int] = {}
