@@ -18,9 +18,12 @@ lands on the contact found by the other ids.
 
 A 200 `{"success": true}` is answered only after the transaction committed.
 
-Storing is set-based per request: one query for known message ids, one for every identity of the batch,
-bulk creation of new people, `contacts.resolve` only for the identity sets that attach or merge, one
-`events.record`, a few statements for profiles, orders and products, and `contacts.touch`.
+Storing is set-based per request, a fixed handful of statements whatever the batch size: one query for
+every identity of the batch; one insert of new people and one of new identities (`contacts.resolve` only
+for the rare sets that join two contacts); one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING for the
+events, whose unique (workspace_id, messageId) key is the de-duplication, so orders, profile changes and
+last-seen times are applied only for messages that are new; then a few statements for profiles, orders,
+products, and last-seen times. PostgreSQL deadlocks between concurrent batches are retried whole.
 """
 
 from __future__ import annotations
