@@ -92,6 +92,13 @@ def test_reads_each_encoding_delimiter_and_layout(name, encoding, delimiter, hea
     assert table.total_rows == rows  # blank lines are not rows
 
 
+def test_utf16_without_bom_and_a_title_line_above_the_header():
+    content = "會員名單 2024\r\n\r\n姓名\t手機\r\n王\t0912345678\r\n".encode("utf-16-le")
+    table = read_table(content, "export.txt")
+    assert (table.encoding, table.delimiter, table.header_row, table.headers) == ("utf-16-le", "\t", 3, ["姓名", "手機"])
+    assert table.rows == [(4, ["王", "0912345678"])]
+
+
 def test_row_numbers_are_the_ones_a_person_sees():
     table = read_table(fixture("utf8-bom.csv"), "utf8-bom.csv")
     # header is row 1; rows 3 and 5 are blank, so the data rows are 2, 4 and 6
@@ -370,6 +377,9 @@ def test_a_crash_in_the_middle_resumes_without_duplicates(database, workspace_id
     with database.session() as db:
         job = db.get(ImportJob, import_id)
         assert (job.status, job.processed_rows) == ("failed", 25) and "row 27" in job.message
+    with database.session() as db, pytest.raises(Conflict, match="imported 25 rows"):  # half done: mapping is fixed
+        imports.start(db, workspace_id=workspace_id, import_id=import_id, mapping={"會員編號": "external_id"}, actor=ACTOR)
+    with database.session() as db:
         landed_after_crash = count(db, Contact)
         assert 0 < landed_after_crash < expected["ok_rows"]
 

@@ -151,6 +151,12 @@ def fields_for(kind: str) -> list[str]:
     return [*_fields(kind), IGNORE]
 
 
+def field_labels(kind: str, locale: str = "zh-TW") -> dict[str, str]:
+    """What to call each field in the mapping step, in zh-TW or English."""
+    column = 1 if locale.lower().startswith("zh") else 0
+    return {f: FIELD_LABELS[f][column] for f in fields_for(kind)}
+
+
 def _fields(kind: str) -> tuple[str, ...]:
     if kind == "members":
         return MEMBER_FIELDS
@@ -943,14 +949,21 @@ def preview(db: Session, *, workspace_id: int, import_id: int, mapping: dict | N
     job = get_import(db, workspace_id=workspace_id, import_id=import_id)
     if not 0 <= limit <= 200:
         raise InvalidInput("limit must be between 0 and 200", field="limit")
-    if job.status not in ("uploaded", "failed") and mapping is not None and mapping != job.mapping:
-        raise Conflict(f"import {import_id} is {job.status}; its mapping can no longer change")
     table = _read(job)
     clean = check_mapping(job.mapping if mapping is None else mapping, table.headers, job.kind)
-    if clean != job.mapping and job.status in ("uploaded", "failed"):
+    if clean != job.mapping:
+        _check_mapping_may_change(job)
         job.mapping = clean
     result = validate(table, clean, job.kind, _settings(db, workspace_id), sample_size=limit)
     return _report(result, clean)
+
+
+def _check_mapping_may_change(job: ImportJob) -> None:
+    if job.status not in ("uploaded", "failed"):
+        raise Conflict(f"import {job.id} is {job.status}; its mapping can no longer change", field="mapping")
+    if job.processed_rows:
+        raise Conflict(f"import {job.id} has imported {job.processed_rows} rows with its mapping already; resume it as it "
+                       "is, or upload the file again", field="mapping")
 
 
 def _report(result: Validation, mapping: dict, *, max_errors: int = 1000) -> dict:
@@ -968,7 +981,10 @@ def start(db: Session, *, workspace_id: int, import_id: int, mapping: dict | Non
     if job.status == "done":
         raise Conflict(f"import {import_id} is done; upload the file again to import it again")
     if mapping is not None or job.status == "uploaded":
-        job.mapping = check_mapping(job.mapping if mapping is None else mapping, job.headers or _read(job).headers, job.kind)
+        clean = check_mapping(job.mapping if mapping is None else mapping, job.headers or _read(job).headers, job.kind)
+        if clean != job.mapping:
+            _check_mapping_may_change(job)
+            job.mapping = clean
     job.status = "queued"
     job.heartbeat_at = utcnow()
     job.message = None
@@ -1052,7 +1068,8 @@ def run(
             job = db.get(ImportJob, import_id)
             if job is not None and job.status == "running":
                 job.status = "failed"
-                job.message = f"stopped at row {job.processed_rows + table.header_row + 1}: {error.__class__.__name__}: {error}"[:2000]
+                at = table.rows[job.processed_rows][0] if job.processed_rows < table.total_rows else table.header_row
+                job.message = f"stopped at row {at}: {error.__class__.__name__}: {error}"[:2000]
         raise
 
 

@@ -10,6 +10,7 @@ from tutti.audience import imports
 from tutti.audience.filereader import MAX_FILE_BYTES
 from tutti.platform.auth import ApiContext, api_context, get_db
 from tutti.platform.errors import InvalidInput, TooLarge
+from tutti.platform.schemas import IdPath
 
 router = APIRouter(tags=["imports"])
 
@@ -39,7 +40,7 @@ def list_imports(ctx: ApiContext = Depends(api_context), db: Session = get_db) -
 
 
 @router.get("/imports/{import_id}")
-def get_import(import_id: int, ctx: ApiContext = Depends(api_context), db: Session = get_db) -> dict:
+def get_import(import_id: IdPath, ctx: ApiContext = Depends(api_context), db: Session = get_db) -> dict:
     ctx.require("imports.run")
     return imports.as_dict(imports.get_import(db, workspace_id=ctx.workspace_id, import_id=import_id))
 
@@ -57,7 +58,7 @@ def _mapping(body: dict | None) -> dict | None:
 
 @router.post("/imports/{import_id}/preview")
 def preview_import(
-    import_id: int,
+    import_id: IdPath,
     body: dict | None = Body(None, examples=[{"mapping": {"手機": "phone", "姓名": "name"}, "limit": 20}]),
     ctx: ApiContext = Depends(api_context),
     db: Session = get_db,
@@ -72,7 +73,7 @@ def preview_import(
 
 @router.post("/imports/{import_id}/start", status_code=202)
 def start_import(
-    import_id: int,
+    import_id: IdPath,
     body: dict | None = Body(None, examples=[{"mapping": {"手機": "phone"}}]),
     ctx: ApiContext = Depends(api_context),
     db: Session = get_db,
