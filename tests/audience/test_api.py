@@ -316,3 +316,57 @@ def test_openapi_documents_every_route_with_models_and_examples(client):
             assert code in op["responses"], f"{method} {path} does not document {code}"
     assert schema["components"]["schemas"]["ContactIn"]["examples"]
     assert client.get("/docs").status_code == 200
+
+
+NASTY_IDS = ["99999999999999999999999", "9223372036854775808", "-1", "0", "1.5", "abc", "%00", "x" * 400, "%F0%9F%98%80"]
+NASTY_BODIES = [None, b"", b"[]", b"null", b"{}", b'{"a":', b'"text"', b"\xff\xfe", b'{"unknown": 1}',
+                b'{"identities": {"email": 5}}', b'{"identities": {"email": "big@example.com"}, "attributes": {"points": "1e999"}}',
+                b'{"identities": {"email": "big@example.com"}, "attributes": {"big": 1e308, "huge": 123456789012345678901234567890}}',
+                b'{"identities": {"email": "big@example.com"}, "attributes": {"points": ' + b"9" * 400 + b"}}",
+                b'{"identities": {"email": "n@example.com"}, "attributes": {"points": "1e999", "n": "\\u0000"}}',
+                b'{"name": "\\u0000", "tags": ["\\u0000"], "contact_ids": [99999999999999999999999], "winner_id": 1e400}',
+                b'{"properties": ' + b'{"a": ' * 40 + b"1" + b"}" * 40 + b', "name": "x"}',
+                b'{"key": "points", "type": "number", "label": "' + b"x" * 5000 + b'"}',
+                b'{"status": "\\u0000", "at": "0001-01-01T00:00:00+14:00"}',
+                b'{"expires_at": "9999-12-31T23:59:59-12:00", "tags": ["a"], "contact_ids": [1]}']
+
+
+def _all_api_routes():
+    from tests.api_world import api_routes
+    from tutti.platform.config import Settings
+    from tutti.web.app import create_app
+
+    return api_routes(create_app(Settings(database_url="sqlite://", queue_url="immediate", secret_key="x"), run_worker=False))
+
+
+@pytest.mark.parametrize("route", _all_api_routes(), ids=lambda route: f"{route[0]} {route[1].removeprefix('/api/v1')}")
+def test_no_input_gets_a_500(api, route):
+    """Every route, with odd ids, bodies and query strings: answers are 4xx, never 500."""
+    method, path = route
+    api.post("/api/v1/attributes", json={"key": "points", "type": "number"})
+    contact = api.post("/api/v1/contacts", json={"identities": {"email": "fuzz@example.com"}, "tags": ["a"]}).json()["id"]
+    spare_key = api.post("/api/v1/api-keys", json={"name": "spare", "role": "analyst"}).json()["id"]
+    sane = {"{contact_id}": str(contact), "{name}": "a", "{channel}": "email", "{kind}": "email", "{value}": "fuzz@example.com",
+            "{key_id}": str(spare_key), "{import_id}": "1"}
+
+    def fill(path: str, odd: str | None = None, param: str | None = None) -> str:
+        for name, value in sane.items():
+            path = path.replace(name, odd if name == param else value)
+        return path
+
+    with_body = method in ("POST", "PUT", "PATCH")
+    queries = ["?limit=1&cursor=%00&q=%00&attr.points=1e999", "?limit=99999999999999999999&name=%00&attr.=1&cursor=djE6MA"]
+    attempts = [(fill(path, odd, param), b"{}" if with_body else None) for odd in NASTY_IDS for param in sane if param in path]
+    attempts += [(fill(path) + query, None) for query in queries]
+    attempts += [(fill(path), body) for body in (NASTY_BODIES if with_body else [None])]
+    failures = []
+    for url, body in attempts:
+        try:
+            response = api.request(method, url, content=body, headers={"content-type": "application/json"})
+            status, text = response.status_code, response.text[:200]
+        except Exception as error:  # noqa: BLE001 - the test client re-raises what the app did not handle
+            status, text = 500, repr(error)[:200]
+        assert status != 401, (url, text)  # every attempt really reached the route
+        if status >= 500:
+            failures.append((url, body[:80] if body else body, status, text))
+    assert not failures, "\n".join(map(str, failures))

@@ -48,7 +48,15 @@ from tutti.platform.api import allowed
 from tutti.platform.auth import ApiContext, get_db
 from tutti.platform.db import utcnow
 from tutti.platform.errors import InvalidInput, NotFound, TuttiError
-from tutti.platform.schemas import ERROR_RESPONSES, IdPath, PathText, QueryText, decode_cursor, encode_cursor
+from tutti.platform.schemas import (
+    ERROR_RESPONSES,
+    IdPath,
+    PathText,
+    QueryItem,
+    QueryText,
+    decode_cursor,
+    encode_cursor,
+)
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
@@ -280,7 +288,7 @@ def tag_contact(contact_id: IdPath, body: ContactTagsIn, ctx: ApiContext = allow
 @router.delete("/contacts/{contact_id}/tags", response_model=ContactTagList, tags=["tags"])
 def untag_contact(
     contact_id: IdPath,
-    name: Annotated[list[Annotated[str, Query(max_length=100)]], Query(min_length=1, max_length=100, description="a tag to remove; repeat for several")],
+    name: Annotated[list[QueryItem(100)], Query(min_length=1, max_length=100, description="a tag to remove; repeat for several")],
     ctx: ApiContext = allowed("contacts.write"),
     db: Session = get_db,
 ) -> dict:

@@ -6,6 +6,7 @@ so the tracking API never loses a trait; from then on values must fit the declar
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime
 
@@ -69,6 +70,12 @@ def coerce(value: object, type_: str, *, key: str) -> object:
             number = float(str(value).replace(",", "")) if not isinstance(value, (int, float)) else value
         except ValueError:
             raise InvalidInput(f"attribute '{key}' is a number, got '{value}'", field=key) from None
+        try:
+            finite = math.isfinite(float(number))
+        except OverflowError:
+            finite = False
+        if not finite:  # JSON in both databases has no NaN or Infinity
+            raise InvalidInput(f"attribute '{key}' is a number, got '{value}'", field=key)
         return int(number) if float(number).is_integer() else float(number)
     if type_ == "boolean":
         if isinstance(value, bool):

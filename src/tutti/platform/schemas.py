@@ -42,6 +42,11 @@ def QueryText(max_length: int, description: str | None = None, alias: str | None
     return Annotated[str | None, Query(max_length=max_length, description=description, alias=alias), AfterValidator(_no_nul)]
 
 
+def QueryItem(max_length: int) -> Any:
+    """One value of a repeatable query parameter: bounded, without NUL characters."""
+    return Annotated[str, Query(max_length=max_length), AfterValidator(_no_nul)]
+
+
 def PathText(max_length: int) -> Any:
     return Annotated[str, Path(min_length=1, max_length=max_length), AfterValidator(_no_nul)]
 
