@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from tutti.platform import security, workspaces
 from tutti.platform.errors import TuttiError
 from tutti.platform.models import ROLES, User
+from tutti.platform.roles import check_role
 from tutti.web import i18n
 from tutti.web.pages import render, render_public
 from tutti.web.session import (
@@ -215,6 +216,7 @@ def change_role(user_id: int, role: str = Form(...), ui: UiContext = page_contex
         _check_can_grant(ui, current)
     try:
         with ui.db.begin_nested():
+            check_role(role)
             if current == "owner" and role != "owner":
                 owners = [u for u, r in workspaces.list_members(ui.db, workspace_id=ui.workspace_id) if r == "owner"]
                 if len(owners) <= 1:
