@@ -23,7 +23,11 @@ class Contact(Base):
     """A person. Merged contacts stay as tombstones pointing at the contact they were merged into."""
 
     __tablename__ = "contact"
-    __table_args__ = (Index("ix_contact_workspace_created", "workspace_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_contact_workspace_created", "workspace_id", "created_at"),
+        # lists page newest-first by id; without this SQLite sorts the whole workspace for every page
+        Index("ix_contact_workspace_id", "workspace_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
@@ -158,6 +162,7 @@ class Event(Base):
         UniqueConstraint("workspace_id", "message_id"),
         Index("ix_event_contact_time", "workspace_id", "contact_id", "occurred_at"),
         Index("ix_event_name_time", "workspace_id", "name", "occurred_at"),
+        Index("ix_event_workspace_time", "workspace_id", "occurred_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

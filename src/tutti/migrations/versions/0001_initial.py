@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 03:53:22.930742
+Create Date: 2026-11-25 04:13:11.631492
 """
 
 from alembic import op
@@ -135,6 +135,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.create_index('ix_contact_workspace_created', ['workspace_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_contact_workspace_id', ['workspace_id', 'id'], unique=False)
 
     op.create_table('import_job',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -305,6 +306,7 @@ def upgrade() -> None:
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.create_index('ix_event_contact_time', ['workspace_id', 'contact_id', 'occurred_at'], unique=False)
         batch_op.create_index('ix_event_name_time', ['workspace_id', 'name', 'occurred_at'], unique=False)
+        batch_op.create_index('ix_event_workspace_time', ['workspace_id', 'occurred_at'], unique=False)
 
     op.create_table('identity',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -409,6 +411,7 @@ def downgrade() -> None:
 
     op.drop_table('identity')
     with op.batch_alter_table('event', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_workspace_time')
         batch_op.drop_index('ix_event_name_time')
         batch_op.drop_index('ix_event_contact_time')
 
@@ -445,6 +448,7 @@ def downgrade() -> None:
 
     op.drop_table('import_job')
     with op.batch_alter_table('contact', schema=None) as batch_op:
+        batch_op.drop_index('ix_contact_workspace_id')
         batch_op.drop_index('ix_contact_workspace_created')
 
     op.drop_table('contact')
