@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+import orjson
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -58,7 +59,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def _dump_json(value) -> str:
+    # orjson: several times faster than json.dumps on the hot paths (events, imports), and it keeps
+    # non-ASCII text as is, so zh-TW properties stay readable in the database.
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, **kwargs) -> Engine:
+    kwargs.setdefault("json_serializer", _dump_json)
+    kwargs.setdefault("json_deserializer", orjson.loads)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs)
         _tune_sqlite(engine)
