@@ -152,7 +152,33 @@ def test_profile_and_timeline_show_everything_about_one_person(database, workspa
         db.add(Order(workspace_id=workspace_id, contact_id=contact.id, external_id="O-9", total=990, status="completed", placed_at=utcnow() - timedelta(hours=3)))
     with database.session() as db:
         view = profiles.profile(db, workspace_id=workspace_id, contact_id=contact.id)
-        items = profiles.timeline(db, workspace_id=workspace_id, contact_id=contact.id)
+        items = profiles.timeline(db, workspace_id=workspace_id, contact_id=contact.id).items
     assert view["name"] == "張雅婷" and view["orders"]["count"] == 1 and view["orders"]["revenue"] == 990
     assert view["consent"]["email"]["status"] == "subscribed" and [t["name"] for t in view["tags"]] == ["vip"]
     assert [item["type"] for item in items] == ["event", "order", "tag", "consent"]
+
+
+def test_timeline_pages_never_skip_things_that_happened_at_the_same_instant(database, workspace_id):
+    from tutti.audience import profiles
+
+    instant = utcnow().replace(microsecond=0) - timedelta(days=1)
+    with database.session() as db:
+        contact, _ = upsert(db, workspace_id, email="same-time@example.com")
+        events.record(db, workspace_id=workspace_id, events=[
+            events.NewEvent(contact_id=contact.id, name=f"E{i}", occurred_at=instant - timedelta(hours=i // 3), properties={}) for i in range(10)
+        ])
+        for i in range(3):
+            db.add(Order(workspace_id=workspace_id, contact_id=contact.id, external_id=f"O-{i}", total=1, placed_at=instant - timedelta(hours=i)))
+    seen, before, pages = [], None, 0
+    with database.session() as db:
+        while True:
+            page = profiles.timeline(db, workspace_id=workspace_id, contact_id=contact.id, limit=4, before=before)
+            seen += [item["name"] for item in page.items]
+            pages += 1
+            if page.next_before is None:
+                break
+            before = page.next_before
+        events_page = events.timeline(db, workspace_id=workspace_id, contact_id=contact.id, limit=2)
+    assert sorted(seen) == sorted([f"E{i}" for i in range(10)] + ["O-0", "O-1", "O-2"]) and pages > 3
+    # three events share the newest instant and the page holds two: all three come together, none is lost
+    assert sorted(e.name for e in events_page.items) == ["E0", "E1", "E2"]

@@ -215,9 +215,9 @@ def remove_identity(contact_id: IdPath, kind: PathText(16), value: PathText(320)
 def contact_timeline(contact_id: IdPath, cursor: Cursor = None, limit: Limit = 50, ctx: ApiContext = allowed("contacts.read"),
                      db: Session = get_db) -> dict:
     """Events, orders, consent changes and tag applications, newest first. Permission: contacts.read."""
-    items = profiles.timeline(db, workspace_id=ctx.workspace_id, contact_id=contact_id, limit=limit,
-                              before=decode_cursor(cursor, kind=datetime))
-    return {"items": items, "next_cursor": encode_cursor(items[-1]["at"].isoformat()) if len(items) == limit else None}
+    page = profiles.timeline(db, workspace_id=ctx.workspace_id, contact_id=contact_id, limit=limit,
+                             before=decode_cursor(cursor, kind=datetime))
+    return {"items": page.items, "next_cursor": encode_cursor(page.next_before.isoformat()) if page.next_before else None}
 
 
 @router.get("/contacts/{contact_id}/events", response_model=EventPage, tags=["events"])
@@ -225,10 +225,10 @@ def contact_events(contact_id: IdPath, cursor: Cursor = None, limit: Limit = 50,
                    db: Session = get_db) -> dict:
     """The contact's events, newest first. Permission: contacts.read."""
     live = _live_id(db, ctx, contact_id)
-    rows = events.timeline(db, workspace_id=ctx.workspace_id, contact_id=live, limit=limit, before=decode_cursor(cursor, kind=datetime))
+    page = events.timeline(db, workspace_id=ctx.workspace_id, contact_id=live, limit=limit, before=decode_cursor(cursor, kind=datetime))
     items = [{"id": e.id, "kind": e.kind, "name": e.name, "occurred_at": e.occurred_at, "received_at": e.received_at,
-              "properties": e.properties or {}, "context": e.context, "source": e.source, "message_id": e.message_id} for e in rows]
-    return {"items": items, "next_cursor": encode_cursor(rows[-1].occurred_at.isoformat()) if len(rows) == limit else None}
+              "properties": e.properties or {}, "context": e.context, "source": e.source, "message_id": e.message_id} for e in page.items]
+    return {"items": items, "next_cursor": encode_cursor(page.next_before.isoformat()) if page.next_before else None}
 
 
 @router.post("/contacts/{contact_id}/events", response_model=EventRecorded, status_code=201, tags=["events"],

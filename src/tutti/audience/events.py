@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tutti.audience.models import Event
+from tutti.audience.paging import TimePage, time_page
 from tutti.platform.db import utcnow
 from tutti.platform.errors import InvalidInput
 from tutti.platform.sql import insert_ignore
@@ -58,8 +59,9 @@ def record(db: Session, *, workspace_id: int, events: list[NewEvent]) -> int:
     return insert_ignore(db, Event, rows, conflict=("workspace_id", "message_id"))
 
 
-def timeline(db: Session, *, workspace_id: int, contact_id: int, limit: int = 50, before: datetime | None = None) -> list[Event]:
+def timeline(db: Session, *, workspace_id: int, contact_id: int, limit: int = 50, before: datetime | None = None) -> TimePage[Event]:
     query = select(Event).where(Event.workspace_id == workspace_id, Event.contact_id == contact_id)
     if before:
         query = query.where(Event.occurred_at < before)
-    return list(db.scalars(query.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit)))
+    rows = list(db.scalars(query.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit + 1)))
+    return time_page(rows, limit=limit, at=lambda event: event.occurred_at)

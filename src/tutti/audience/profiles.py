@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from tutti.audience import attributes as attrs
 from tutti.audience import consent, tags
 from tutti.audience.contacts import live_contact
+from tutti.audience.paging import TimePage, time_page
 from tutti.audience.models import ConsentChange, Contact, ContactMerge, Event, Identity, Order, OrderLine, Tag, TagApplication
 
 COUNTED_STATUSES = ("placed", "paid", "fulfilled", "completed", "partially_refunded")
@@ -42,43 +43,50 @@ def profile(db: Session, *, workspace_id: int, contact_id: int) -> dict:
     }
 
 
-def timeline(db: Session, *, workspace_id: int, contact_id: int, limit: int = 50, before: datetime | None = None) -> list[dict]:
+def timeline(db: Session, *, workspace_id: int, contact_id: int, limit: int = 50, before: datetime | None = None) -> TimePage[dict]:
     """Events, orders, consent changes and tag applications of one contact, newest first.
 
-    Each source is limited before merging, so one page costs four indexed queries however long the
-    history is; `before` pages further back."""
+    Each source is read `limit + 1` deep before merging, so one page costs five indexed queries however
+    long the history is; `page.next_before` pages further back."""
     contact = live_contact(db, workspace_id=workspace_id, contact_id=contact_id)
-    items: list[dict] = []
+    depth = limit + 1
+    sources: list[list[dict]] = []
 
     def window(query, column):
         return query.where(column < before) if before else query
 
-    for event in db.scalars(window(select(Event).where(Event.workspace_id == workspace_id, Event.contact_id == contact.id), Event.occurred_at)
-                            .order_by(Event.occurred_at.desc()).limit(limit)):
-        items.append({"type": "event", "at": event.occurred_at, "kind": event.kind, "name": event.name,
-                      "properties": event.properties, "source": event.source})
+    sources.append([
+        {"type": "event", "at": event.occurred_at, "kind": event.kind, "name": event.name, "properties": event.properties, "source": event.source}
+        for event in db.scalars(window(select(Event).where(Event.workspace_id == workspace_id, Event.contact_id == contact.id), Event.occurred_at)
+                                .order_by(Event.occurred_at.desc()).limit(depth))
+    ])
     orders = list(db.scalars(window(select(Order).where(Order.workspace_id == workspace_id, Order.contact_id == contact.id), Order.placed_at)
-                             .order_by(Order.placed_at.desc()).limit(limit)))
+                             .order_by(Order.placed_at.desc()).limit(depth)))
     lines: dict[int, list] = {o.id: [] for o in orders}
     if orders:
         for line in db.scalars(select(OrderLine).where(OrderLine.order_id.in_(lines)).order_by(OrderLine.id)):
             lines[line.order_id].append({"sku": line.sku, "name": line.name, "category": line.category,
                                          "quantity": line.quantity, "unit_price": line.unit_price, "status": line.status})
-    for order in orders:
-        items.append({"type": "order", "at": order.placed_at, "name": order.external_id, "status": order.status,
-                      "total": order.total, "refunded_total": order.refunded_total, "currency": order.currency,
-                      "channel": order.channel, "lines": lines[order.id]})
-    for change in db.scalars(window(select(ConsentChange).where(ConsentChange.contact_id == contact.id), ConsentChange.at)
-                             .order_by(ConsentChange.at.desc()).limit(limit)):
-        items.append({"type": "consent", "at": change.at, "name": change.channel, "status": change.status, "source": change.source})
-    for name, applied_at, source in db.execute(
-        window(select(Tag.name, TagApplication.applied_at, TagApplication.source).join(Tag, Tag.id == TagApplication.tag_id)
-               .where(TagApplication.contact_id == contact.id), TagApplication.applied_at)
-        .order_by(TagApplication.applied_at.desc()).limit(limit)
-    ):
-        items.append({"type": "tag", "at": applied_at, "name": name, "source": source})
-    items.sort(key=lambda item: item["at"], reverse=True)
-    return items[:limit]
+    sources.append([
+        {"type": "order", "at": order.placed_at, "name": order.external_id, "status": order.status, "total": order.total,
+         "refunded_total": order.refunded_total, "currency": order.currency, "channel": order.channel, "lines": lines[order.id]}
+        for order in orders
+    ])
+    sources.append([
+        {"type": "consent", "at": change.at, "name": change.channel, "status": change.status, "source": change.source}
+        for change in db.scalars(window(select(ConsentChange).where(ConsentChange.contact_id == contact.id), ConsentChange.at)
+                                 .order_by(ConsentChange.at.desc()).limit(depth))
+    ])
+    sources.append([
+        {"type": "tag", "at": applied_at, "name": name, "source": source}
+        for name, applied_at, source in db.execute(
+            window(select(Tag.name, TagApplication.applied_at, TagApplication.source).join(Tag, Tag.id == TagApplication.tag_id)
+                   .where(TagApplication.contact_id == contact.id), TagApplication.applied_at)
+            .order_by(TagApplication.applied_at.desc()).limit(depth))
+    ])
+    horizon = max((rows[-1]["at"] for rows in sources if len(rows) == depth), default=None)
+    items = sorted((item for rows in sources for item in rows), key=lambda item: item["at"], reverse=True)
+    return time_page(items, limit=limit, at=lambda item: item["at"], horizon=horizon)
 
 
 def contact_row(db: Session, contacts: list[Contact]) -> list[dict]:

@@ -118,8 +118,8 @@ def contact_page(contact_id: int, ui: UiContext = page_context):
     person = _contact_or_404(ui, contact_id)
     if person["id"] != contact_id:
         return _redirect(f"/contacts/{person['id']}")  # a merged contact: show the one it became
-    items = profiles.timeline(ui.db, workspace_id=ui.workspace_id, contact_id=contact_id, limit=TIMELINE_PAGE)
-    return render(ui, "audience/contact.html", person=person, items=items, more=len(items) == TIMELINE_PAGE,
+    page = profiles.timeline(ui.db, workspace_id=ui.workspace_id, contact_id=contact_id, limit=TIMELINE_PAGE)
+    return render(ui, "audience/contact.html", person=person, items=page.items, next_before=page.next_before,
                   currency=ui.workspace.currency, channels=CHANNELS)
 
 
@@ -131,8 +131,8 @@ def contact_timeline(contact_id: int, before: str = "", ui: UiContext = page_con
     except ValueError:
         raise PageError(422, "errors.invalid", f"before: '{before}' is not a time") from None
     person = _contact_or_404(ui, contact_id)
-    items = profiles.timeline(ui.db, workspace_id=ui.workspace_id, contact_id=person["id"], limit=TIMELINE_PAGE, before=cutoff)
-    return render(ui, "audience/_timeline.html", person=person, items=items, more=len(items) == TIMELINE_PAGE,
+    page = profiles.timeline(ui.db, workspace_id=ui.workspace_id, contact_id=person["id"], limit=TIMELINE_PAGE, before=cutoff)
+    return render(ui, "audience/_timeline.html", person=person, items=page.items, next_before=page.next_before,
                   currency=ui.workspace.currency)
 
 
