@@ -206,3 +206,22 @@ def test_identities_are_unique_and_normalised(database):
     assert phones and all(re.fullmatch(r"\+8869\d{8}", p) for p in phones)
     assert all(re.fullmatch(r"M\d{6}", v) for k, v in rows if k == "external_id")
     assert all(re.fullmatch(r"U[0-9a-f]{32}", v) for k, v in rows if k == "line_uid")
+
+
+
+def test_large_builds_generate_in_a_second_process_with_the_same_result(database, monkeypatch):
+    """From PARALLEL_MIN_CHUNKS chunks on, rows are made in a forked process, ahead of the writes."""
+    monkeypatch.setattr(demo, "CHUNK", 60)
+    in_process = build(database, contacts=150)  # three chunks, made in this process
+    expected = fingerprint(database, in_process.workspace_id)
+    monkeypatch.setattr(demo, "PARALLEL_MIN_CHUNKS", 2)
+    forked = build(database, contacts=150, reset=True)
+    assert forked.created and fingerprint(database, forked.workspace_id) == expected
+    with database.session() as db:
+        w = forked.workspace_id
+        contact_ids = {c for c, in db.execute(select(Contact.id).where(Contact.workspace_id == w))}
+        assert len(contact_ids) == 150
+        assert {c for c, in db.execute(select(Order.contact_id).where(Order.workspace_id == w))} <= contact_ids
+        assert {c for c, in db.execute(select(Event.contact_id).where(Event.workspace_id == w))} <= contact_ids
+        order_ids = {o for o, in db.execute(select(Order.id).where(Order.workspace_id == w))}
+        assert {o for o, in db.execute(select(OrderLine.order_id).where(OrderLine.workspace_id == w))} == order_ids
