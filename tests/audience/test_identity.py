@@ -182,3 +182,12 @@ def test_timeline_pages_never_skip_things_that_happened_at_the_same_instant(data
     assert sorted(seen) == sorted([f"E{i}" for i in range(10)] + ["O-0", "O-1", "O-2"]) and pages > 3
     # three events share the newest instant and the page holds two: all three come together, none is lost
     assert sorted(e.name for e in events_page.items) == ["E0", "E1", "E2"]
+
+
+def test_recording_events_counts_only_new_message_ids(database, workspace_id):
+    with database.session() as db:
+        c, _ = upsert(db, workspace_id, email="x@example.com")
+        rows = [events.NewEvent(contact_id=c.id, name="A", occurred_at=utcnow(), properties={}, message_id=f"m{i}") for i in range(3)]
+        assert events.record(db, workspace_id=workspace_id, events=rows) == 3
+        again = rows + [events.NewEvent(contact_id=c.id, name="A", occurred_at=utcnow(), properties={}, message_id="m9")]
+        assert events.record(db, workspace_id=workspace_id, events=again) == 1

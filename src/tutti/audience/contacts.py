@@ -229,7 +229,9 @@ def merge(
     moved = {}
     for table in _FOLLOWING_TABLES:
         moved[table.__tablename__] = db.execute(
-            update(table).where(table.contact_id == loser_id).values(contact_id=winner_id).execution_options(synchronize_session=False)
+            # workspace_id first: every table's contact index starts with it (events could be millions)
+            update(table).where(table.workspace_id == workspace_id, table.contact_id == loser_id)
+            .values(contact_id=winner_id).execution_options(synchronize_session=False)
         ).rowcount
     winner_tags = select(ContactTag.tag_id).where(ContactTag.contact_id == winner_id).scalar_subquery()
     db.execute(

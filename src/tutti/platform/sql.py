@@ -19,7 +19,9 @@ def insert_ignore(db: Session, model, rows: Sequence[dict], *, conflict: Sequenc
     if not rows:
         return 0
     statement = _insert(db, model).on_conflict_do_nothing(index_elements=list(conflict))
-    return db.execute(statement, list(rows)).rowcount
+    # counted through RETURNING: a driver's executemany rowcount is -1 on PostgreSQL
+    statement = statement.returning(statement.table.c[conflict[0]])
+    return len(db.execute(statement, list(rows)).all())
 
 
 def upsert_rows(db: Session, model, rows: Sequence[dict], *, conflict: Sequence[str], update: Sequence[str]) -> None:
