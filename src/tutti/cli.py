@@ -234,7 +234,7 @@ def demo(
 
         info = run_service(lambda: demo_brand.build(db, contacts=contacts, seed=seed, reset=reset, progress=progress))
     typer.echo(f"\nTutti demo brand '{info.workspace_name}' is ready.")
-    typer.echo(f"  open   {s.base_url}/login")
+    typer.echo(f"  open   {s.public_url}/login")
     typer.echo(f"  e-mail {info.email}")
     typer.echo(f"  pass   {info.password}\n")
     if serve_after:

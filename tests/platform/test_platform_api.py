@@ -86,6 +86,7 @@ def test_invitation_then_member(admin, database):
     assert invited.status_code == 201, invited.text
     body = invited.json()
     assert body["email"] == "ken@example.com" and body["role"] == "agent" and body["token"].startswith("inv_")
+    assert body["accept_url"].endswith(f"/invitations/{body['token']}")
     assert admin.post(f"{V1}/invitations", json={"email": "not-mail", "role": "agent"}).json()["error"]["field"] == "email"
     assert admin.get(f"{V1}/members").json()["items"] == []
     with database.session() as db:

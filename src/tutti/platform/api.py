@@ -4,12 +4,13 @@ the audit log. Thin: each route checks the key's permission and calls a service.
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from tutti.platform import audit, workspaces
 from tutti.platform.auth import ApiContext, api_context, get_db
+from tutti.platform.config import public_url
 from tutti.platform.errors import Forbidden
 from tutti.platform.models import ROLES
 from tutti.platform.schemas import ERROR_RESPONSES, Body, IdPath, Text, decode_cursor, encode_cursor
@@ -101,6 +102,7 @@ class InvitationOut(BaseModel):
     role: str
     expires_at: datetime
     token: str = Field(description="the invitation token for the accept link; shown this once", examples=["inv_…"])
+    accept_url: str = Field(description="the page where the invited person sets a password and joins", examples=["https://tutti.example.com/invitations/inv_…"])
 
 
 class AuditEntry(BaseModel):
@@ -172,12 +174,13 @@ def list_members(ctx: ApiContext = allowed("users.manage"), db: Session = get_db
 
 
 @router.post("/invitations", response_model=InvitationOut, status_code=201)
-def create_invitation(body: InvitationIn, ctx: ApiContext = allowed("users.manage"), db: Session = get_db) -> dict:
+def create_invitation(body: InvitationIn, request: Request, ctx: ApiContext = allowed("users.manage"), db: Session = get_db) -> dict:
     """Invite someone by e-mail with a role; the token for the accept link is in the answer, once.
     Permission: users.manage."""
     check_grant(ctx, body.role)
     invitation, token = workspaces.invite(db, workspace_id=ctx.workspace_id, email=body.email, role=body.role, actor=ctx.actor)
-    return {"id": invitation.id, "email": invitation.email, "role": invitation.role, "expires_at": invitation.expires_at, "token": token}
+    return {"id": invitation.id, "email": invitation.email, "role": invitation.role, "expires_at": invitation.expires_at, "token": token,
+            "accept_url": f"{public_url(request)}/invitations/{token}"}
 
 
 @router.get("/audit-log", response_model=AuditPage)

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
 
 
 class ConfigError(Exception):
@@ -32,7 +37,7 @@ class Settings(BaseSettings):
     )
     queue_name: str = Field(default="tutti", pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="separates deployments sharing one Redis")
     secret_key: str | None = Field(default=None, description="signs cookies; default is generated once into data_dir")
-    base_url: str = "http://127.0.0.1:8000"
+    base_url: str | None = Field(default=None, description="public address; default http://host:port")
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -83,8 +88,16 @@ class Settings(BaseSettings):
         return self.queue_url is None or self.queue_url.startswith("sqlite:///")
 
     @property
+    def public_url(self) -> str:
+        """Where people reach this server: TUTTI_BASE_URL, else the address it listens on."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def secure_cookies(self) -> bool:
-        return self.cookie_secure if self.cookie_secure is not None else self.base_url.startswith("https://")
+        return self.cookie_secure if self.cookie_secure is not None else self.public_url.startswith("https://")
 
     def resolved_secret_key(self) -> str:
         """The configured secret, or one generated once and kept in the data directory."""
@@ -96,6 +109,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def public_url(request) -> str:
+    """The address for links people open later: TUTTI_BASE_URL when set (a proxy may stand in front),
+    else the address this request came to."""
+    return (request.app.state.settings.base_url or str(request.base_url)).rstrip("/")
 
 
 def _describe(error: ValidationError) -> str:

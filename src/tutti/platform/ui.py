@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tutti.platform import security, workspaces
+from tutti.platform.config import public_url
 from tutti.platform.errors import TuttiError
 from tutti.platform.models import ROLES, User
 from tutti.platform.roles import check_role
@@ -201,7 +202,7 @@ def invite_member(request: Request, email: str = Form(""), role: str = Form("mar
             invitation, token = workspaces.invite(ui.db, workspace_id=ui.workspace_id, email=email, role=role, actor=ui.actor)
     except TuttiError as error:
         return _members_page(ui, status=error.status, error=error_text(ui, error))
-    link = str(request.base_url).rstrip("/") + f"/invitations/{token}"
+    link = public_url(request) + f"/invitations/{token}"
     return _members_page(ui, invite_link=link, invited=invitation.email)
 
 
@@ -278,7 +279,7 @@ def revoke_api_key(key_id: int, ui: UiContext = page_context):
 @router.get("/settings/tracking")
 def tracking_page(request: Request, ui: UiContext = page_context):
     ui.require("keys.manage")
-    return render(ui, "settings/tracking.html", write_key=ui.workspace.write_key, server=str(request.base_url).rstrip("/"), tab="tracking")
+    return render(ui, "settings/tracking.html", write_key=ui.workspace.write_key, server=public_url(request), tab="tracking")
 
 
 @router.post("/settings/tracking/rotate")
