@@ -11,7 +11,6 @@ import csv
 import io
 import math
 import unicodedata
-import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
@@ -156,7 +155,7 @@ def _records_from_xlsx(content: bytes):
 
     try:
         book = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError) as error:
+    except Exception as error:  # zipfile, XML and openpyxl errors of damaged or foreign files
         raise InvalidInput(f"the Excel file cannot be read ({error.__class__.__name__}); save it again as .xlsx or CSV",
                            field="file") from None
     try:

@@ -1117,6 +1117,19 @@ def _create_contacts(db: Session, workspace_id: int, n: int, now: datetime) -> l
     return list(db.execute(insert(Contact).returning(Contact.id, sort_by_parameter_order=True), rows).scalars())
 
 
+def _holders(db: Session, workspace_id: int, kind: str, values: list[str]):
+    """(value, contact id) of the identities of one kind that exist, probing the unique index once per value.
+    On PostgreSQL an IN list lets the planner scan every identity of the kind when its statistics are stale
+    (as they are while an import fills the table); a LATERAL probe with LIMIT keeps one index lookup each."""
+    if db.get_bind().dialect.name == "postgresql":
+        return db.connection().exec_driver_sql(
+            "SELECT v.value, i.contact_id FROM unnest(%s::text[]) AS v(value) CROSS JOIN LATERAL "
+            "(SELECT contact_id FROM identity WHERE workspace_id = %s AND kind = %s AND value = v.value LIMIT 1) AS i",
+            (list(values), workspace_id, kind)).all()
+    return db.execute(select(Identity.value, Identity.contact_id).where(
+        Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value.in_(values))).all()
+
+
 def _resolve_contacts(db: Session, workspace_id: int, groups: list[list[tuple[str, str]]]) -> list[int]:
     """The contact of each group of normalised identities, creating the missing ones. Set-based for the
     common cases (all known on one contact, or all new); the rest go through identity resolution."""
@@ -1126,11 +1139,9 @@ def _resolve_contacts(db: Session, workspace_id: int, groups: list[list[tuple[st
     by_kind: dict[str, list[str]] = {}
     for kind, value in pairs:
         by_kind.setdefault(kind, []).append(value)
-    for kind, values in by_kind.items():  # kind = … AND value IN (…) uses the unique index on both engines
+    for kind, values in by_kind.items():
         for offset in range(0, len(values), 900):
-            owner.update({(kind, v): c for v, c in db.execute(
-                select(Identity.value, Identity.contact_id).where(
-                    Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value.in_(values[offset: offset + 900])))})
+            owner.update({(kind, v): c for v, c in _holders(db, workspace_id, kind, values[offset: offset + 900])})
     uses: dict[tuple[str, str], int] = {}
     for group in unique:
         for pair in group:
