@@ -25,3 +25,6 @@ def mount_all(app: FastAPI) -> None:
     ui_session.install(app)  # web UI: login redirects and error pages for the routes below
     app.include_router(platform_ui.router)
     app.include_router(audience_ui.router)
+    from tutti.audience import import_ui
+
+    app.include_router(import_ui.router)
