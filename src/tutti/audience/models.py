@@ -269,3 +269,24 @@ class ImportJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a worker touching it; stale = resume
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class InboundBatch(Base):
+    """A tracking request accepted (validated, answered 200) but not yet stored as events: the durable inbox.
+
+    Append-only for the API; the worker deletes a row in the transaction that stores its messages. A row
+    that keeps failing is marked `failed_at` after a few attempts and kept for inspection."""
+
+    __tablename__ = "inbound_batch"
+    # the worker takes pending rows (failed_at IS NULL) oldest first
+    __table_args__ = (Index("ix_inbound_batch_pending", "failed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    endpoint: Mapped[str] = mapped_column(String(16))  # track, identify, …, batch, import
+    message_count: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the request body (JSON, unpacked from gzip)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # failed processing attempts
+    error: Mapped[str | None] = mapped_column(Text)  # the last failure
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # given up: kept, skipped

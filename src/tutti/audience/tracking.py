@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from tutti.audience import attributes as attrs
 from tutti.audience import commerce, contacts, events
 from tutti.audience.identities import LINE_UID_RE, MAX_ID_LENGTH, normalise_email, normalise_phone
-from tutti.audience.models import IDENTITY_KINDS, Contact, Event, Identity
+from tutti.audience.models import IDENTITY_KINDS, Contact, Event, Identity, InboundBatch
 from tutti.platform import metrics
 from tutti.platform.audit import Actor
 from tutti.platform.db import Database, get_database, utcnow
@@ -97,8 +97,8 @@ class TrackingUnauthorized(TrackingError):
 # --- reading a request -------------------------------------------------------------------------------
 
 
-def decode_body(body: bytes, *, content_encoding: str | None, single: bool) -> dict:
-    """The JSON object of a request, within Segment's size limits."""
+def unpack_body(body: bytes, *, content_encoding: str | None, single: bool) -> tuple[bytes, dict]:
+    """The JSON bytes of a request (unpacked from gzip) and the object they hold, within Segment's size limits."""
     limit = MAX_EVENT_BYTES if single else MAX_BATCH_BYTES
     what = "a single event (32 KB)" if single else "a batch request (500 KB)"
     if (content_encoding or "").strip().lower() == "gzip":
@@ -117,7 +117,12 @@ def decode_body(body: bytes, *, content_encoding: str | None, single: bool) -> d
         raise TrackingError(f"the body is not valid JSON: {error}", field="body") from None
     if not isinstance(payload, dict):
         raise TrackingError("the body must be a JSON object", field="body")
-    return payload
+    return body, payload
+
+
+def decode_body(body: bytes, *, content_encoding: str | None, single: bool) -> dict:
+    """The JSON object of a request, within Segment's size limits."""
+    return unpack_body(body, content_encoding=content_encoding, single=single)[1]
 
 
 def write_key_of(authorization: str | None, payload: dict) -> str:
@@ -158,6 +163,7 @@ class Message:
     status_change: tuple[str, str, list[str] | None, float | None] | None = None  # order id, status, skus, amount
     products: list[dict] = field(default_factory=list)
     contact_id: int | None = None
+    received_at: datetime | None = None  # when the API accepted the request (None: now)
 
 
 class _Problems(Exception):
@@ -452,7 +458,7 @@ def parse_message(raw, *, index: int, type_: str | None, batch_context: dict, se
         raise _Problems(problems)
 
     message = Message(index=index, type=kind, message_id=message_id, identities=(), occurred_at=moment, name=name,
-                      properties=properties, context=context or None)
+                      properties=properties, context=context or None, received_at=received_at)
     if kind == "alias":
         message.previous_id = str(raw["previousId"]).strip()
     if kind == "identify":
@@ -801,14 +807,19 @@ def _insert_events(db: Session, workspace_id: int, messages: list[Message]) -> s
     per-value type processing cost more than the database's own work."""
     sqlite_engine = db.get_bind().dialect.name == "sqlite"
     now = utcnow()
+    dumps = orjson.dumps
     if sqlite_engine:
-        received = _sqlite_time(now)
-        rows = [(workspace_id, m.contact_id, m.type, m.name, _sqlite_time(m.occurred_at), received, orjson.dumps(m.properties).decode(),
-                 None if m.context is None else orjson.dumps(m.context).decode(), SOURCE, m.message_id) for m in messages]
+        received: dict = {None: _sqlite_time(now)}  # a few distinct times (one per request): format each once
+        for m in messages:
+            if m.received_at not in received:
+                received[m.received_at] = _sqlite_time(m.received_at)
+        rows = [(workspace_id, m.contact_id, m.type, m.name, _sqlite_time(m.occurred_at), received[m.received_at],
+                 dumps(m.properties).decode(), None if m.context is None else dumps(m.context).decode(), SOURCE, m.message_id)
+                for m in messages]
         one = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     else:
-        rows = [(workspace_id, m.contact_id, m.type, m.name, m.occurred_at, now, orjson.dumps(m.properties).decode(),
-                 None if m.context is None else orjson.dumps(m.context).decode(), SOURCE, m.message_id) for m in messages]
+        rows = [(workspace_id, m.contact_id, m.type, m.name, m.occurred_at, m.received_at or now, dumps(m.properties).decode(),
+                 None if m.context is None else dumps(m.context).decode(), SOURCE, m.message_id) for m in messages]
         one = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
     inserted: set[str] = set()
     connection = db.connection()
@@ -880,31 +891,270 @@ def _workspace_of(database: Database, write_key: str) -> tuple[int, str]:
     return row[0], row[1]
 
 
-def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
-           database: Database | None = None) -> dict[str, int]:
-    """Validate and store one tracking request; returns the new events by kind once committed.
+# --- the inbox: a request is accepted durably, then stored by the worker -----------------------------
 
-    The transaction is owned here rather than by the request's session dependency so a deadlock
-    between concurrent batches on PostgreSQL can be retried as a whole."""
+MAX_ATTEMPTS = 3  # failed processing attempts before a batch is set aside (kept, marked failed_at)
+PROCESS_MAX_MESSAGES = 5_000  # messages stored per processing transaction (several batches at once)
+_ERROR_CHARS = 2_000
+
+
+def validate(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
+             database: Database | None = None, received_at: datetime | None = None) -> tuple[int, bytes, list[Message]]:
+    """Everything the API checks before answering: the workspace, the JSON bytes and the valid messages.
+    Raises TrackingError (400/401) naming what is wrong; nothing is stored."""
     database = database or get_database()
     if endpoint not in TYPES and endpoint not in ("batch", "import"):
         raise TrackingError(f"unknown endpoint '/v1/{endpoint}'", field="type")
-    payload = decode_body(body, content_encoding=content_encoding, single=endpoint in TYPES)
+    raw, payload = unpack_body(body, content_encoding=content_encoding, single=endpoint in TYPES)
     write_key = write_key_of(authorization, payload)
     workspace_id, region = _workspace_of(database, write_key)
-    messages = parse_request(payload, endpoint=endpoint, region=region)
-    for attempt in range(4):
+    messages = parse_request(payload, endpoint=endpoint, region=region, received_at=received_at)
+    return workspace_id, raw, messages
+
+
+def accept(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
+           database: Database | None = None) -> tuple[int, int]:
+    """Validate a request fully, then store it durably as one row of the inbox; returns (batch id, messages).
+
+    The caller answers 200 once this returns (the row is committed) and wakes the worker; the worker
+    stores the messages (`process_inbound`). A refused request stores nothing."""
+    database = database or get_database()
+    received_at = utcnow()
+    workspace_id, raw, messages = validate(endpoint=endpoint, body=body, authorization=authorization,
+                                           content_encoding=content_encoding, database=database, received_at=received_at)
+    if not messages:  # an empty batch: valid, nothing to keep
+        return 0, 0
+    with database.session() as db:
+        batch_id = db.execute(insert(InboundBatch.__table__).returning(InboundBatch.__table__.c.id), {
+            "workspace_id": workspace_id, "received_at": received_at, "endpoint": endpoint,
+            "message_count": len(messages), "payload": raw, "attempts": 0}).scalar_one()
+    metrics.EVENTS_ACCEPTED.inc(len(messages))
+    return batch_id, len(messages)
+
+
+def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
+           database: Database | None = None) -> int:
+    """The tracking API's request path: accept into the inbox (committed), then wake the worker; returns
+    the number of messages accepted. The queue message is only a wake-up call: a lost one delays the batch
+    until the next tick, and a failing queue never turns an accepted request into an error."""
+    batch_id, accepted = accept(endpoint=endpoint, body=body, authorization=authorization, content_encoding=content_encoding,
+                                database=database)
+    if batch_id:
+        from tutti.audience import jobs  # the jobs module imports this one
+
+        try:
+            jobs.process_inbound_task()  # after the commit: an inline run (tests) must not wait on our own lock
+        except Exception:  # noqa: BLE001 - the batch is stored; the tick processes it
+            log.exception("tracking: could not wake the worker; batch %d waits for the next tick", batch_id)
+    return accepted
+
+
+@dataclass
+class _Claimed:
+    id: int
+    workspace_id: int
+    received_at: datetime
+    endpoint: str
+    message_count: int
+    messages: list[Message] = field(default_factory=list)
+
+
+class _BatchFailed(Exception):
+    def __init__(self, batch_id: int, error: BaseException):
+        super().__init__(f"batch {batch_id}: {error}")
+        self.batch_id = batch_id
+        self.error = error
+
+
+_average_messages = 100.0  # per batch, learned: how many rows to claim for one transaction's budget
+
+
+def _claim_limit(max_messages: int) -> int:
+    return max(2, min(500, int(max_messages / max(_average_messages, 1.0)) + 2))
+
+
+def _claim(db: Session, *, skip: set[int], only: int | None, max_messages: int) -> list[_Claimed]:
+    """The oldest pending batches, up to max_messages together (at least one), locked for this transaction.
+
+    On PostgreSQL FOR UPDATE SKIP LOCKED lets several workers take different batches at once; on SQLite
+    the write transaction (BEGIN IMMEDIATE) already has the database to itself."""
+    table = InboundBatch.__table__
+    c = table.c
+    query = select(c.id, c.workspace_id, c.received_at, c.endpoint, c.message_count).where(c.failed_at.is_(None))
+    if only is not None:
+        query = query.where(c.id == only)
+    elif skip:
+        query = query.where(c.id.not_in(skip))
+    query = query.order_by(c.id).limit(_claim_limit(max_messages))
+    if db.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    taken: list[_Claimed] = []
+    total = 0
+    for row in db.execute(query):
+        if taken and total + row.message_count > max_messages:
+            break
+        taken.append(_Claimed(row.id, row.workspace_id, row.received_at, row.endpoint, row.message_count))
+        total += row.message_count
+    return taken
+
+
+def _parse_claimed(db: Session, claimed: list[_Claimed]) -> None:
+    """Read each claimed batch's payload and parse it again, as at the request (same received_at); a batch
+    that no longer parses raises _BatchFailed naming it."""
+    table = InboundBatch.__table__
+    payloads = dict(db.execute(select(table.c.id, table.c.payload).where(table.c.id.in_([b.id for b in claimed]))).all())
+    regions = dict(db.execute(select(Workspace.id, Workspace.default_region).where(
+        Workspace.id.in_({b.workspace_id for b in claimed}))).all())
+    for batch in claimed:
+        try:
+            _, payload = unpack_body(bytes(payloads[batch.id]), content_encoding=None, single=batch.endpoint in TYPES)
+            batch.messages = parse_request(payload, endpoint=batch.endpoint, region=regions[batch.workspace_id],
+                                           received_at=batch.received_at)
+        except Exception as error:  # noqa: BLE001 - whatever it is, it is this batch's problem
+            raise _BatchFailed(batch.id, error) from error
+
+
+def _transient(error: BaseException) -> bool:
+    """The database, not the batch, is the problem (connection lost, locked, timed out): retry later, as is."""
+    return isinstance(error, (OperationalError, InterfaceError)) or bool(getattr(error, "connection_invalidated", False))
+
+
+def _store_claimed(database: Database, *, skip: set[int], only: int | None, max_messages: int) -> tuple[list[_Claimed], dict[str, int]] | None:
+    """One transaction: claim batches, store their messages, delete them. None when nothing is pending.
+    Retried whole after a deadlock or a concurrent insert of the same identity."""
+    global _average_messages
+    for attempt in range(5):
         try:
             with database.session() as db:
-                counts = store(db, workspace_id=workspace_id, messages=messages)
-            break
+                claimed = _claim(db, skip=skip, only=only, max_messages=max_messages)
+                if not claimed:
+                    return None
+                _average_messages = 0.8 * _average_messages + 0.2 * (sum(b.message_count for b in claimed) / len(claimed))
+                _parse_claimed(db, claimed)
+                by_workspace: dict[int, list[Message]] = defaultdict(list)
+                for batch in claimed:  # oldest first, so a later identify's traits win
+                    by_workspace[batch.workspace_id].extend(batch.messages)
+                counts: dict[str, int] = defaultdict(int)
+                for workspace_id, messages in by_workspace.items():
+                    for kind, n in store(db, workspace_id=workspace_id, messages=messages).items():
+                        counts[kind] += n
+                table = InboundBatch.__table__
+                db.execute(delete(table).where(table.c.id.in_([b.id for b in claimed])))
+            return claimed, counts
         except (OperationalError, IntegrityError) as error:
-            if attempt == 3 or not _retryable(error):
+            if attempt == 4 or not _retryable(error):
                 raise
-            log.info("tracking: retrying a batch after %s", getattr(getattr(error, "orig", None), "sqlstate", "lock"))
-            for m in messages:
-                m.contact_id = None
-    for kind, n in counts.items():
-        metrics.EVENTS_INGESTED.labels(kind).inc(n)
-    return counts
+            log.info("tracking: retrying inbox batches after %s", getattr(getattr(error, "orig", None), "sqlstate", "lock"))
+    raise AssertionError("unreachable")
 
+
+def _record_failure(database: Database, batch_id: int, error: BaseException) -> bool:
+    """Count a failed attempt on a batch; after MAX_ATTEMPTS it is set aside (failed_at). True if set aside."""
+    table = InboundBatch.__table__
+    text = f"{type(error).__name__}: {error}"[:_ERROR_CHARS]
+    with database.session() as db:
+        query = select(table.c.attempts, table.c.workspace_id).where(table.c.id == batch_id, table.c.failed_at.is_(None))
+        if db.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        row = db.execute(query).first()
+        if row is None:  # another worker has it, or it is gone
+            return False
+        attempts = row.attempts + 1
+        given_up = attempts >= MAX_ATTEMPTS
+        db.execute(update(table).where(table.c.id == batch_id).values(
+            attempts=attempts, error=text, failed_at=utcnow() if given_up else None))
+    if given_up:
+        metrics.INBOUND_FAILED.inc()
+        log.error("tracking: inbox batch %d set aside after %d failed attempts: %s", batch_id, attempts, text,
+                  extra={"batch_id": batch_id, "workspace_id": row.workspace_id, "attempts": attempts})
+    else:
+        log.warning("tracking: inbox batch %d failed (attempt %d of %d): %s", batch_id, attempts, MAX_ATTEMPTS, text,
+                    extra={"batch_id": batch_id, "workspace_id": row.workspace_id, "attempts": attempts})
+    return given_up
+
+
+def process_inbound(*, database: Database | None = None, max_messages: int = PROCESS_MAX_MESSAGES) -> dict[str, int]:
+    """Store the inbox's pending batches, oldest first, until none is left; returns what was done.
+
+    Each transaction takes several batches (up to max_messages), runs `store` on all their messages and
+    deletes the batch rows, so a crash anywhere loses nothing and stores nothing twice (and a replay is
+    harmless anyway: messages are de-duplicated by messageId). When a transaction fails for a reason that
+    is not the database's (a bug, a payload that no longer parses), its batches are stored one by one; the
+    one that fails gets an attempt counted and is skipped for the rest of this run, and after MAX_ATTEMPTS
+    runs it is set aside, kept with its error. A database problem (connection lost, locked) is raised as
+    is: nothing was changed, and the next run or the one-minute tick starts again."""
+    database = database or get_database()
+    skip: set[int] = set()
+    done = {"batches": 0, "messages": 0, "stored": 0, "failed": 0, "set_aside": 0}
+
+    def tally(result) -> None:
+        claimed, counts = result
+        done["batches"] += len(claimed)
+        done["messages"] += sum(b.message_count for b in claimed)
+        done["stored"] += sum(counts.values())
+        for kind, n in counts.items():
+            metrics.EVENTS_INGESTED.labels(kind).inc(n)
+
+    def fail(batch_id: int, error: BaseException) -> None:
+        skip.add(batch_id)
+        done["failed"] += 1
+        if _record_failure(database, batch_id, error):
+            done["set_aside"] += 1
+
+    while True:
+        try:
+            result = _store_claimed(database, skip=skip, only=None, max_messages=max_messages)
+        except _BatchFailed as failed:
+            fail(failed.batch_id, failed.error)
+            continue
+        except Exception as error:
+            if _transient(error):
+                raise
+            # one of these batches is bad, or several: store them one by one to find out which
+            table = InboundBatch.__table__
+            with database.read_session() as db:
+                ids = list(db.scalars(select(table.c.id).where(table.c.failed_at.is_(None), table.c.id.not_in(skip) if skip else true())
+                                      .order_by(table.c.id).limit(_claim_limit(max_messages))))
+            progress = done["batches"] + done["failed"]
+            for batch_id in ids:
+                try:
+                    single = _store_claimed(database, skip=skip, only=batch_id, max_messages=max_messages)
+                except _BatchFailed as failed:
+                    fail(failed.batch_id, failed.error)
+                    continue
+                except Exception as single_error:
+                    if _transient(single_error):
+                        raise
+                    log.debug("tracking: batch %d failed alone", batch_id, exc_info=True)
+                    fail(batch_id, single_error)
+                    continue
+                if single is not None:
+                    tally(single)
+            if done["batches"] + done["failed"] == progress:  # all taken by other workers meanwhile: leave it to them
+                log.warning("tracking: inbox batches failed together but none alone: %s", error)
+                return done
+            continue
+        if result is None:
+            return done
+        tally(result)
+
+
+def backlog(database: Database | None = None) -> tuple[int, int]:
+    """Pending inbox batches and the messages they hold (set-aside batches excluded)."""
+    database = database or get_database()
+    table = InboundBatch.__table__
+    with database.read_session() as db:
+        batches, messages = db.execute(select(func.count(), func.coalesce(func.sum(table.c.message_count), 0))
+                                       .where(table.c.failed_at.is_(None))).one()
+    return int(batches), int(messages)
+
+
+def set_aside(database: Database | None = None, *, workspace_id: int) -> list[dict]:
+    """The workspace's batches given up on, newest first, for inspection."""
+    database = database or get_database()
+    table = InboundBatch.__table__
+    with database.read_session() as db:
+        rows = db.execute(select(table.c.id, table.c.received_at, table.c.endpoint, table.c.message_count, table.c.attempts,
+                                 table.c.error, table.c.failed_at)
+                          .where(table.c.workspace_id == workspace_id, table.c.failed_at.is_not(None)).order_by(table.c.id.desc()))
+        return [dict(row._mapping) for row in rows]

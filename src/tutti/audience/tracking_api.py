@@ -1,7 +1,8 @@
 """Routes of the Segment-compatible tracking API: POST /v1/identify|track|page|screen|group|alias|batch|import.
 
 Thin: reads the body (refusing it once it passes Segment's size limit, before reading the rest) and
-hands it to `tracking.ingest`, which answers only after the transaction committed.
+hands it to `tracking.ingest`, which validates it fully, stores it durably in the inbox (one row,
+committed) and wakes the worker: a 200 means durably stored, not yet in the event table.
 """
 
 from __future__ import annotations

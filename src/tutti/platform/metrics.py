@@ -14,6 +14,9 @@ JOBS = Counter("tutti_jobs_total", "Background jobs finished", ["task", "outcome
 JOB_SECONDS = Histogram("tutti_job_seconds", "Background job duration", ["task"])
 QUEUE_PENDING = Gauge("tutti_queue_pending", "Jobs waiting in the queue")
 EVENTS_INGESTED = Counter("tutti_events_ingested_total", "Events stored through the tracking API", ["kind"])
+EVENTS_ACCEPTED = Counter("tutti_events_accepted_total", "Messages accepted (200) by the tracking API into its inbox")
+INBOUND_PENDING = Gauge("tutti_inbound_pending", "Tracking API inbox backlog, not yet stored", ["unit"])  # batches, messages
+INBOUND_FAILED = Counter("tutti_inbound_batches_failed_total", "Tracking API batches set aside after repeated failures")
 
 
 async def middleware(request: Request, call_next):
@@ -32,5 +35,13 @@ def render() -> Response:
     try:
         QUEUE_PENDING.set(jobs.pending_count())
     except Exception:  # the queue being down is reported by /healthz; figures still render
+        pass
+    try:
+        from tutti.audience import tracking
+
+        batches, messages = tracking.backlog()
+        INBOUND_PENDING.labels("batches").set(batches)
+        INBOUND_PENDING.labels("messages").set(messages)
+    except Exception:  # the database being down is reported by /healthz too
         pass
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 04:13:11.631492
+Create Date: 2026-11-25 04:21:11.286628
 """
 
 from alembic import op
@@ -167,6 +167,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('import_job', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_import_job_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('inbound_batch',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('received_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('endpoint', sa.String(length=16), nullable=False),
+    sa.Column('message_count', sa.Integer(), nullable=False),
+    sa.Column('payload', sa.LargeBinary(), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('failed_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_inbound_batch_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_batch'))
+    )
+    with op.batch_alter_table('inbound_batch', schema=None) as batch_op:
+        batch_op.create_index('ix_inbound_batch_pending', ['failed_at', 'id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbound_batch_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('invitation',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -443,6 +460,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_invitation_workspace_id'))
 
     op.drop_table('invitation')
+    with op.batch_alter_table('inbound_batch', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_batch_workspace_id'))
+        batch_op.drop_index('ix_inbound_batch_pending')
+
+    op.drop_table('inbound_batch')
     with op.batch_alter_table('import_job', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_import_job_workspace_id'))
 
