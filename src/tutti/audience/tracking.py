@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session
 from tutti.audience import attributes as attrs
 from tutti.audience import commerce, contacts, events
 from tutti.audience.identities import LINE_UID_RE, MAX_ID_LENGTH, normalise_email, normalise_phone
-from tutti.audience.models import IDENTITY_KINDS, Contact, Event, Identity, InboundBatch
+from tutti.audience.models import IDENTITY_KINDS, Contact, Identity, InboundBatch
 from tutti.platform import metrics
 from tutti.platform.audit import Actor
 from tutti.platform.db import Database, get_database, utcnow
@@ -944,7 +944,7 @@ def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_enc
 
         try:
             jobs.process_inbound_task()  # after the commit: an inline run (tests) must not wait on our own lock
-        except Exception:  # noqa: BLE001 - the batch is stored; the tick processes it
+        except Exception:
             log.exception("tracking: could not wake the worker; batch %d waits for the next tick", batch_id)
     return accepted
 
@@ -1010,7 +1010,7 @@ def _parse_claimed(db: Session, claimed: list[_Claimed]) -> None:
             _, payload = unpack_body(bytes(payloads[batch.id]), content_encoding=None, single=batch.endpoint in TYPES)
             batch.messages = parse_request(payload, endpoint=batch.endpoint, region=regions[batch.workspace_id],
                                            received_at=batch.received_at)
-        except Exception as error:  # noqa: BLE001 - whatever it is, it is this batch's problem
+        except Exception as error:
             raise _BatchFailed(batch.id, error) from error
 
 

@@ -1,0 +1,308 @@
+"""The tracking API's inbox: a 200 means the request is durably stored as one `inbound_batch` row; the worker
+(`process_inbound`) stores the messages and deletes the row in the same transaction.
+
+Here the request path (`tracking.accept`) runs without waking the worker, so batches wait in the inbox the
+way they do when a queue message is lost or a worker dies; then processing runs, fails, runs twice at once,
+and every event must land exactly once. The real worker (inside `tutti serve`, with Segment's own client)
+is at the end."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import OperationalError
+
+from tutti.audience import tracking
+from tutti.audience.models import Contact, Event, Identity, InboundBatch, Order
+from tutti.platform import metrics
+from tutti.platform.db import Database, utcnow
+
+
+def basic(write_key: str) -> str:
+    return "Basic " + base64.b64encode(f"{write_key}:".encode()).decode()
+
+
+@pytest.fixture
+def shop(make_workspace):
+    workspace_id, _, write_key = make_workspace("Inbox Tea Co.")
+    return workspace_id, write_key
+
+
+def batch_body(start: int, n: int, *, users: int = 7, prefix: str = "m") -> bytes:
+    """n messages: page views, product views, identifies and an order, spread over a few users."""
+    messages = []
+    for i in range(start, start + n):
+        user = f"U{i % users}"
+        if i % 10 == 3:
+            messages.append({"type": "identify", "userId": user, "messageId": f"{prefix}-{i}", "traits": {"email": f"{user.lower()}@example.tw", "visits": i}})
+        elif i % 10 == 7:
+            messages.append({"type": "track", "userId": user, "event": "Order Completed", "messageId": f"{prefix}-{i}",
+                             "properties": {"order_id": f"O-{prefix}-{i}", "total": 100 + i, "products": [{"product_id": f"SKU-{i % 5}", "price": 100 + i}]}})
+        elif i % 2:
+            messages.append({"type": "page", "anonymousId": f"anon-{i % users}", "name": "首頁", "messageId": f"{prefix}-{i}"})
+        else:
+            messages.append({"type": "track", "userId": user, "anonymousId": f"anon-{i % users}", "event": "Product Viewed", "messageId": f"{prefix}-{i}",
+                             "properties": {"product_id": f"SKU-{i % 5}", "name": f"茶 {i % 5}", "price": 300}})
+    return orjson.dumps({"batch": messages})
+
+
+def accept_batches(database, write_key: str, batches: int, size: int, prefix: str = "m") -> int:
+    """Send batches through the request path only (validated, stored in the inbox, worker not woken)."""
+    for b in range(batches):
+        batch_id, accepted = tracking.accept(endpoint="batch", body=batch_body(b * size, size, prefix=prefix), authorization=basic(write_key),
+                                             database=database)
+        assert batch_id and accepted == size
+    return batches * size
+
+
+def scalar(database, query):
+    with database.read_session() as db:
+        return db.scalar(query)
+
+
+def events(database, workspace_id) -> int:
+    return scalar(database, select(func.count()).select_from(Event).where(Event.workspace_id == workspace_id))
+
+
+def inbox(database) -> int:
+    return scalar(database, select(func.count()).select_from(InboundBatch))
+
+
+def distinct_message_ids(database, workspace_id) -> int:
+    return scalar(database, select(func.count(func.distinct(Event.message_id))).where(Event.workspace_id == workspace_id))
+
+
+def test_accepted_batches_wait_durably_and_processing_stores_each_event_once(database, shop):
+    workspace_id, key = shop
+    sent = accept_batches(database, key, batches=6, size=40)
+    assert inbox(database) == 6 and events(database, workspace_id) == 0
+    assert tracking.backlog(database) == (6, sent)
+    with database.read_session() as db:
+        row = db.scalars(select(InboundBatch).order_by(InboundBatch.id)).first()
+        assert (row.workspace_id, row.endpoint, row.message_count, row.attempts, row.failed_at) == (workspace_id, "batch", 40, 0, None)
+        assert orjson.loads(row.payload)["batch"][0]["messageId"] == "m-0"  # the request's own JSON
+
+    done = tracking.process_inbound(database=database, max_messages=100)  # 2 batches per transaction
+    assert (done["batches"], done["messages"], done["stored"], done["failed"]) == (6, sent, sent, 0)
+    assert inbox(database) == 0 and tracking.backlog(database) == (0, 0)
+    assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == sent
+    assert scalar(database, select(func.count()).select_from(Order).where(Order.workspace_id == workspace_id)) == 24
+    # nothing left: a second run (a repeated queue message) does nothing
+    assert tracking.process_inbound(database=database)["batches"] == 0
+    # the same batches accepted again (a client retrying after a lost 200) store nothing twice
+    accept_batches(database, key, batches=6, size=40)
+    done = tracking.process_inbound(database=database)
+    assert (done["batches"], done["stored"]) == (6, 0) and events(database, workspace_id) == sent
+
+
+def test_events_keep_the_time_the_request_was_received_not_the_time_processed(database, shop):
+    _workspace_id, key = shop
+    tracking.accept(endpoint="track", body=orjson.dumps({"userId": "u1", "event": "Late", "messageId": "late",
+                                                         "originalTimestamp": "2025-01-01T00:00:00Z", "sentAt": "2025-01-01T00:00:10Z"}),
+                    authorization=basic(key), database=database)
+    with database.session() as db:  # processed an hour after it arrived
+        db.execute(InboundBatch.__table__.update().values(received_at=utcnow() - timedelta(hours=1)))
+    received = scalar(database, select(InboundBatch.received_at))
+    tracking.process_inbound(database=database)
+    with database.read_session() as db:
+        event = db.scalar(select(Event).where(Event.message_id == "late"))
+    assert abs((event.received_at - received).total_seconds()) < 0.01
+    # Segment's skew rule uses the request's receivedAt: occurred 10 s before it was received
+    assert abs((event.received_at - event.occurred_at).total_seconds() - 10) < 0.01
+
+
+def test_batches_are_stored_oldest_first_so_later_traits_win(database, shop):
+    workspace_id, key = shop
+    for name in ("First Name", "Second Name", "Final Name"):
+        tracking.accept(endpoint="identify", body=orjson.dumps({"userId": "M1", "traits": {"name": name, "tier": name}}),
+                        authorization=basic(key), database=database)
+    tracking.process_inbound(database=database)
+    with database.read_session() as db:
+        contact_id = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "M1"))
+        person = db.get(Contact, contact_id)
+    assert (person.name, person.attributes) == ("Final Name", {"tier": "Final Name"})
+
+
+def test_a_worker_dying_mid_transaction_loses_and_duplicates_nothing(database, shop, monkeypatch):
+    workspace_id, key = shop
+    sent = accept_batches(database, key, batches=5, size=30)
+    real_store = tracking.store
+    calls = {"n": 0}
+
+    def store_then_die(db, **kwargs):
+        counts = real_store(db, **kwargs)  # the events are written in the open transaction…
+        calls["n"] += 1
+        if calls["n"] == 2:  # …and the second transaction never commits: the connection is gone
+            raise OperationalError("INSERT …", {}, Exception("server closed the connection unexpectedly"))
+        return counts
+
+    monkeypatch.setattr(tracking, "store", store_then_die)
+    with pytest.raises(OperationalError):
+        tracking.process_inbound(database=database, max_messages=60)
+    # the first transaction (2 batches) committed; the second rolled back whole, its batches still waiting
+    assert inbox(database) == 3 and events(database, workspace_id) == 60
+    monkeypatch.setattr(tracking, "store", real_store)
+    from tutti.audience import jobs
+
+    jobs.process_inbound_backlog()  # the one-minute tick
+    assert inbox(database) == 0
+    assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == sent
+
+
+def test_two_workers_at_once_share_the_inbox_without_duplicates_or_losses(database, shop):
+    workspace_id, key = shop
+    sent = accept_batches(database, key, batches=40, size=25)
+    start = threading.Barrier(2)
+    results, errors = [], []
+
+    def worker():
+        try:
+            start.wait()
+            results.append(tracking.process_inbound(database=database, max_messages=50))
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert sum(r["batches"] for r in results) == 40 and sum(r["messages"] for r in results) == sent
+    assert sum(r["stored"] for r in results) == sent
+    assert inbox(database) == 0
+    assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == sent
+    # identities were created once per person even when both workers met a new person at the same time
+    assert scalar(database, select(func.count()).select_from(Identity).where(Identity.kind == "external_id")) == 7
+    if database.dialect == "postgresql":  # SKIP LOCKED: both really worked
+        assert all(r["batches"] > 0 for r in results), results
+
+
+def add_raw_batch(database, workspace_id: int, payload: bytes, count: int = 1) -> int:
+    with database.session() as db:
+        return db.execute(insert(InboundBatch).returning(InboundBatch.id), {
+            "workspace_id": workspace_id, "received_at": utcnow(), "endpoint": "batch", "message_count": count,
+            "payload": payload, "attempts": 0}).scalar_one()
+
+
+def test_a_batch_that_no_longer_parses_is_set_aside_after_three_attempts_and_others_land(database, shop):
+    workspace_id, key = shop
+    accept_batches(database, key, batches=2, size=10, prefix="before")
+    poisoned = add_raw_batch(database, workspace_id, b'{"batch": [{"type": "track", "event": "No one"}]}')
+    accept_batches(database, key, batches=2, size=10, prefix="after")
+    failed_before = metrics.INBOUND_FAILED._value.get()
+
+    first = tracking.process_inbound(database=database)
+    assert (first["batches"], first["failed"], first["set_aside"]) == (4, 1, 0)
+    assert events(database, workspace_id) == 40  # the batches after it were not held up
+    with database.read_session() as db:
+        row = db.get(InboundBatch, poisoned)
+        assert (row.attempts, row.failed_at) == (1, None) and "userId" in row.error
+    assert tracking.backlog(database) == (1, 1)
+    tracking.process_inbound(database=database)
+    last = tracking.process_inbound(database=database)
+    assert (last["failed"], last["set_aside"]) == (1, 1)
+    with database.read_session() as db:
+        row = db.get(InboundBatch, poisoned)
+        assert row.attempts == 3 and row.failed_at is not None  # kept for inspection
+    assert metrics.INBOUND_FAILED._value.get() - failed_before == 1
+    assert tracking.backlog(database) == (0, 0)
+    assert [b["id"] for b in tracking.set_aside(database, workspace_id=workspace_id)] == [poisoned]
+    # set aside: later runs leave it alone
+    assert tracking.process_inbound(database=database) == {"batches": 0, "messages": 0, "stored": 0, "failed": 0, "set_aside": 0}
+
+
+def test_a_batch_that_breaks_storing_is_found_among_the_others_and_set_aside(database, shop, monkeypatch):
+    """A failure while storing rolls back the whole transaction; the batches are then tried one by one."""
+    workspace_id, key = shop
+    accept_batches(database, key, batches=3, size=10, prefix="ok1")
+    tracking.accept(endpoint="track", body=orjson.dumps({"userId": "u", "event": "Poison", "messageId": "poison"}),
+                    authorization=basic(key), database=database)
+    accept_batches(database, key, batches=3, size=10, prefix="ok2")
+    real_store = tracking.store
+
+    def store_breaking_on_poison(db, **kwargs):
+        if any(m.message_id == "poison" for m in kwargs["messages"]):
+            raise ValueError("a bug met this message")
+        return real_store(db, **kwargs)
+
+    monkeypatch.setattr(tracking, "store", store_breaking_on_poison)
+    for attempt in range(1, tracking.MAX_ATTEMPTS + 1):
+        done = tracking.process_inbound(database=database)
+        assert done["failed"] == 1 and done["set_aside"] == (1 if attempt == tracking.MAX_ATTEMPTS else 0)
+        assert events(database, workspace_id) == 60
+    with database.read_session() as db:
+        row = db.scalar(select(InboundBatch))
+        assert row.failed_at is not None and row.error == "ValueError: a bug met this message"
+    assert inbox(database) == 1 and tracking.backlog(database) == (0, 0)
+
+
+def test_refused_requests_leave_nothing_in_the_inbox(client, database, shop):
+    _, key = shop
+    headers = {"Authorization": basic(key), "Content-Type": "application/json"}
+    for endpoint, body in [("batch", b"{not json"), ("batch", b'{"batch": [{"type": "track", "userId": "u"}]}'),
+                           ("track", orjson.dumps({"userId": "u", "event": "E", "properties": {"x": "y" * 40000}})),
+                           ("identify", orjson.dumps({"traits": {"email": "a@example.com"}}))]:
+        assert client.post(f"/v1/{endpoint}", headers=headers, content=body).status_code == 400
+    assert client.post("/v1/track", headers={"Authorization": basic("wk_nope")}, json={"userId": "u", "event": "E"}).status_code == 401
+    assert inbox(database) == 0
+
+
+def test_backlog_is_a_prometheus_gauge(client, database, shop):
+    _workspace_id, key = shop
+    accept_batches(database, key, batches=2, size=5)
+    text = client.get("/metrics").text
+    assert 'tutti_inbound_pending{unit="batches"} 2.0' in text and 'tutti_inbound_pending{unit="messages"} 10.0' in text
+    tracking.process_inbound(database=database)
+    assert 'tutti_inbound_pending{unit="batches"} 0.0' in client.get("/metrics").text
+    assert client.get("/healthz").status_code == 200
+
+
+# --- the real worker ---------------------------------------------------------------------------------
+
+
+def test_segment_client_against_tutti_serve_with_its_embedded_worker(database_url, tmp_path):
+    """`tutti serve` as people run it (embedded queue and worker), fed by Segment's official library."""
+    from segment.analytics import Client
+
+    from tests.platform.test_worker import free_port, stop, tutti, wait_until_up
+
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}, "TUTTI_DATA_DIR": str(tmp_path / "data"),
+           "TUTTI_DATABASE_URL": database_url, "TUTTI_SECRET_KEY": "inbox-test", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    write_key = json.loads(tutti(env, "workspace", "create", "Serve Shop").stdout)["write_key"]
+    port = free_port()
+    server = tutti(env, "serve", "--port", str(port), background=True)
+    base = f"http://127.0.0.1:{port}"
+    database = Database(database_url)
+    try:
+        wait_until_up(base, server)
+        errors = []
+        analytics = Client(write_key, host=base, on_error=lambda error, batch: errors.append(error), max_retries=2)
+        for i in range(120):
+            analytics.track(f"member-{i % 12}", "Product Viewed", {"product_id": f"SKU-{i % 4}", "price": 250}, message_id=f"serve-{i}")
+        analytics.identify("member-0", {"email": "member0@example.tw", "name": "會員零"}, message_id="serve-identify")
+        analytics.flush()  # every batch answered 200: in the inbox
+        analytics.shutdown()
+        assert errors == []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stored = scalar(database, select(func.count()).select_from(Event).where(Event.message_id.like("serve-%")))
+            waiting = inbox(database)
+            if stored == 121 and waiting == 0:
+                break
+            time.sleep(0.2)
+        assert (stored, waiting) == (121, 0)
+        assert scalar(database, select(func.count()).select_from(Contact)) == 12
+        assert scalar(database, select(func.count()).select_from(Identity).where(Identity.kind == "email")) == 1
+    finally:
+        stop(server)
+        database.dispose()
