@@ -283,7 +283,8 @@ def preview_page(import_id: int, ui: UiContext = page_context):
     sample_columns = [(target, header, _target_label(ui, job.kind, target)) for header, target in mapped]
     errors = [{**e, "text": _reason(ui, e)} for e in report["errors"][:SHOWN_ERRORS]]
     return render(ui, "imports/preview.html", job=job, report=report, errors=errors, step=3, mapped=mapped,
-                  sample_columns=sample_columns, shown_errors=SHOWN_ERRORS, show=_display_sample)
+                  sample_columns=sample_columns, shown_errors=SHOWN_ERRORS, show=_display_sample,
+                  reason=lambda error: _reason(ui, error))
 
 
 def _display_sample(value) -> str:
