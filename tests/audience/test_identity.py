@@ -191,3 +191,13 @@ def test_recording_events_counts_only_new_message_ids(database, workspace_id):
         assert events.record(db, workspace_id=workspace_id, events=rows) == 3
         again = rows + [events.NewEvent(contact_id=c.id, name="A", occurred_at=utcnow(), properties={}, message_id="m9")]
         assert events.record(db, workspace_id=workspace_id, events=again) == 1
+
+
+def test_number_attributes_beyond_exact_integers_are_stored_as_doubles(database, workspace_id):
+    with database.session() as db:
+        contact, _ = contacts.upsert(db, workspace_id=workspace_id, identities={"email": "n@example.com"},
+                                     attributes={"points": 12, "huge": 123456789012345678901234567890, "big": 1e308}, actor=ACTOR)
+    with database.session() as db:
+        stored = db.get(Contact, contact.id).attributes
+    assert stored["points"] == 12 and isinstance(stored["points"], int)
+    assert stored["huge"] == float(123456789012345678901234567890) and stored["big"] == 1e308

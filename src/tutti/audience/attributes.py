@@ -21,6 +21,7 @@ from tutti.platform.errors import Conflict, InvalidInput
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 GENDERS = {"female": "female", "f": "female", "女": "female", "male": "male", "m": "male", "男": "male", "other": "other"}
 PROFILE_FIELDS = BUILTIN_ATTRIBUTES
+MAX_EXACT_INTEGER = 2**53
 
 
 def check_key(key: str) -> str:
@@ -76,7 +77,10 @@ def coerce(value: object, type_: str, *, key: str) -> object:
             finite = False
         if not finite:  # JSON in both databases has no NaN or Infinity
             raise InvalidInput(f"attribute '{key}' is a number, got '{value}'", field=key)
-        return int(number) if float(number).is_integer() else float(number)
+        # whole numbers stay integers while exact in JSON readers (2**53); beyond that a number is a double
+        if float(number).is_integer() and abs(number) <= MAX_EXACT_INTEGER:
+            return int(number)
+        return float(number)
     if type_ == "boolean":
         if isinstance(value, bool):
             return value
