@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import event, func, insert, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from tutti.audience import attributes as attrs
 from tutti.audience import commerce, contacts, tags
@@ -926,7 +926,7 @@ def get_import(db: Session, *, workspace_id: int, import_id: int) -> ImportJob:
 
 
 def list_imports(db: Session, *, workspace_id: int, limit: int = 50) -> list[ImportJob]:
-    return list(db.scalars(select(ImportJob).options(defer(ImportJob.content)).where(ImportJob.workspace_id == workspace_id)
+    return list(db.scalars(select(ImportJob).where(ImportJob.workspace_id == workspace_id)
                            .order_by(ImportJob.id.desc()).limit(limit)))
 
 
@@ -956,6 +956,16 @@ def preview(db: Session, *, workspace_id: int, import_id: int, mapping: dict | N
         job.mapping = clean
     result = validate(table, clean, job.kind, _settings(db, workspace_id), sample_size=limit)
     return _report(result, clean)
+
+
+def save_mapping(db: Session, *, workspace_id: int, import_id: int, mapping: dict) -> ImportJob:
+    """Check a mapping against the file's headers and keep it, without reading the rows (the preview does)."""
+    job = get_import(db, workspace_id=workspace_id, import_id=import_id)
+    clean = check_mapping(mapping, job.headers or [], job.kind)
+    if clean != job.mapping:
+        _check_mapping_may_change(job)
+        job.mapping = clean
+    return job
 
 
 def _check_mapping_may_change(job: ImportJob) -> None:
@@ -1077,7 +1087,7 @@ def _commit_chunk(database: Database, import_id: int, workspace_id: int, result:
                   settings: Settings) -> None:
     """One chunk's writes and its checkpoint, in one transaction."""
     with database.session() as db:
-        job = db.scalar(select(ImportJob).options(defer(ImportJob.content)).where(ImportJob.id == import_id).with_for_update())
+        job = db.scalar(select(ImportJob).where(ImportJob.id == import_id).with_for_update())
         if job is None or job.status != "running" or job.processed_rows != start:
             raise _Superseded()
         _write_chunk(db, workspace_id, result, start, end, settings)
@@ -1264,7 +1274,14 @@ def run_from_cli(db: Database, *, workspace_id: int, kind: str, path: Path | str
                  dry_run: bool = False) -> dict:
     """`tutti import`: the whole import in this process, with a progress bar on stderr."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     _check_kind(kind)
     path = Path(path)
