@@ -158,33 +158,58 @@ def test_a_worker_dying_mid_transaction_loses_and_duplicates_nothing(database, s
     assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == sent
 
 
-def test_two_workers_at_once_share_the_inbox_without_duplicates_or_losses(database, shop):
-    workspace_id, key = shop
-    sent = accept_batches(database, key, batches=40, size=25)
-    start = threading.Barrier(2)
+def run_workers_at_once(database, n: int, **options) -> list[dict]:
+    start = threading.Barrier(n)
     results, errors = [], []
 
     def worker():
         try:
             start.wait()
-            results.append(tracking.process_inbound(database=database, max_messages=50))
+            results.append(tracking.process_inbound(database=database, **options))
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
+    threads = [threading.Thread(target=worker) for _ in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
     assert errors == []
-    assert sum(r["batches"] for r in results) == 40 and sum(r["messages"] for r in results) == sent
-    assert sum(r["stored"] for r in results) == sent
+    return results
+
+
+def test_two_workers_at_once_share_the_inbox_without_duplicates_or_losses(database, make_workspace):
+    shops = [make_workspace(name) for name in ("Shop A", "Shop B")]
+    for b in range(20):  # the two shops' batches interleaved
+        for workspace_id, _, key in shops:
+            tracking.accept(endpoint="batch", body=batch_body(b * 25, 25), authorization=basic(key), database=database)
+    # each shop's customers update their profile in order: the last batch's traits must win
+    for workspace_id, _, key in shops:
+        for visits in (1, 2, 3):
+            tracking.accept(endpoint="identify", body=orjson.dumps({"userId": "U1", "traits": {"visits_in_order": visits}}),
+                            authorization=basic(key), database=database)
+
+    results = run_workers_at_once(database, 2, max_messages=50)
+    assert sum(r["batches"] for r in results) == 46 and sum(r["stored"] for r in results) == 2 * (500 + 3)
+    assert inbox(database) == 0
+    for workspace_id, _, _ in shops:
+        assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == 503
+        assert scalar(database, select(func.count()).select_from(Identity).where(
+            Identity.workspace_id == workspace_id, Identity.kind == "external_id")) == 7
+        with database.read_session() as db:
+            contact_id = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "U1"))
+            assert db.get(Contact, contact_id).attributes["visits_in_order"] == 3
+    if database.dialect == "postgresql":  # SKIP LOCKED and a lock per shop: both really worked, on different shops
+        assert all(r["batches"] > 0 for r in results), results
+
+
+def test_workers_racing_on_one_shop_store_everything_once(database, shop):
+    workspace_id, key = shop
+    sent = accept_batches(database, key, batches=30, size=20)
+    results = run_workers_at_once(database, 3, max_messages=40)
+    assert sum(r["batches"] for r in results) == 30 and sum(r["stored"] for r in results) == sent
     assert inbox(database) == 0
     assert events(database, workspace_id) == distinct_message_ids(database, workspace_id) == sent
-    # identities were created once per person even when both workers met a new person at the same time
-    assert scalar(database, select(func.count()).select_from(Identity).where(Identity.kind == "external_id")) == 7
-    if database.dialect == "postgresql":  # SKIP LOCKED: both really worked
-        assert all(r["batches"] > 0 for r in results), results
 
 
 def add_raw_batch(database, workspace_id: int, payload: bytes, count: int = 1) -> int:

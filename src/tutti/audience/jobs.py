@@ -6,7 +6,7 @@ import threading
 
 from tutti.audience import imports, tags, tracking
 from tutti.platform.db import get_database
-from tutti.platform.jobs import on_tick, task
+from tutti.platform.jobs import huey, on_tick, task
 
 
 @on_tick
@@ -40,14 +40,16 @@ def drain_inbox() -> None:
     Every accepted request wakes the worker, so many wake-ups arrive while a run is going: one run per
     process at a time, and a wake-up during a run makes that run look again before it ends (so none is
     lost). Other processes (`tutti worker` ×N on PostgreSQL) drain in parallel, each taking different
-    batches (FOR UPDATE SKIP LOCKED)."""
+    batches (FOR UPDATE SKIP LOCKED). When the worker shares the process with the API (embedded), a
+    burst of requests goes first (`tracking.process_inbound`, defer_to_requests); an immediate queue
+    (tests) stores before the request is answered."""
     _wanted.set()
     while _wanted.is_set():
         if not _draining.acquire(blocking=False):
             return  # the running drain sees _wanted once it releases the lock
         try:
             _wanted.clear()
-            tracking.process_inbound()
+            tracking.process_inbound(defer_to_requests=not huey.immediate)
         finally:
             _draining.release()
 

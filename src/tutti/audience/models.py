@@ -250,7 +250,7 @@ class ImportJob(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))  # members, orders
     filename: Mapped[str] = mapped_column(String(300))
-    content: Mapped[bytes] = mapped_column(LargeBinary)
+    content: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)  # up to 100 MB: loaded only when read
     encoding: Mapped[str | None] = mapped_column(String(32))
     file_format: Mapped[str] = mapped_column(String(8), default="csv")  # csv, xlsx, xls
     delimiter: Mapped[str | None] = mapped_column(String(1))
@@ -278,11 +278,12 @@ class InboundBatch(Base):
     that keeps failing is marked `failed_at` after a few attempts and kept for inspection."""
 
     __tablename__ = "inbound_batch"
-    # the worker takes pending rows (failed_at IS NULL) oldest first
-    __table_args__ = (Index("ix_inbound_batch_pending", "failed_at", "id"),)
+    # the worker takes pending rows (failed_at IS NULL) oldest first, then that workspace's oldest first
+    __table_args__ = (Index("ix_inbound_batch_pending", "failed_at", "id"),
+                      Index("ix_inbound_batch_workspace_pending", "workspace_id", "failed_at", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     endpoint: Mapped[str] = mapped_column(String(16))  # track, identify, …, batch, import
     message_count: Mapped[int] = mapped_column(Integer)

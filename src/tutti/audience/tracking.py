@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 
 import orjson
 from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
@@ -823,11 +824,35 @@ def _insert_events(db: Session, workspace_id: int, messages: list[Message]) -> s
         one = "(%s, %s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, %s, %s)"
     inserted: set[str] = set()
     connection = db.connection()
+    if not sqlite_engine and len(rows) >= _COPY_FROM_ROWS:
+        return _copy_events(connection, rows)
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start:start + _ROWS_PER_STATEMENT]
         sql = (f"INSERT INTO event ({', '.join(_EVENT_COLUMNS)}) VALUES {', '.join([one] * len(chunk))} "
                "ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id")
         inserted.update(row[0] for row in connection.exec_driver_sql(sql, tuple(value for row in chunk for value in row)))
+    return inserted
+
+
+_COPY_FROM_ROWS = 100
+_EVENT_STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS tutti_event_in (workspace_id bigint, contact_id bigint, kind text, name text, "
+                  "occurred_at timestamptz, received_at timestamptz, properties jsonb, context jsonb, source text, message_id text)")
+
+
+def _copy_events(connection, rows: list[tuple]) -> set[str]:
+    """PostgreSQL, many rows (the worker stores thousands at once): COPY into a session's temporary table,
+    then one INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING; about twice the rate of multi-row INSERTs."""
+    raw = connection.connection.driver_connection
+    columns = ", ".join(_EVENT_COLUMNS)
+    with raw.cursor() as cursor:
+        cursor.execute(_EVENT_STAGING)
+        with cursor.copy(f"COPY tutti_event_in ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute(f"INSERT INTO event ({columns}) SELECT {columns} FROM tutti_event_in "
+                       "ON CONFLICT (workspace_id, message_id) DO NOTHING RETURNING message_id")
+        inserted = {row[0] for row in cursor.fetchall()}
+        cursor.execute("TRUNCATE tutti_event_in")  # not DELETE: a temporary table is never vacuumed
     return inserted
 
 
@@ -849,6 +874,12 @@ def _touch(db: Session, workspace_id: int, messages: list[Message]) -> None:
             latest[m.contact_id] = m.occurred_at
     # by primary key alone: the ids come from this workspace's identities, and a workspace_id test
     # tempts PostgreSQL into scanning the workspace's index while a new table has no statistics
+    if db.get_bind().dialect.name == "postgresql":  # one statement for thousands of contacts
+        ids, times = zip(*sorted(latest.items()))
+        db.connection().exec_driver_sql(
+            "UPDATE contact SET last_seen_at = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
+            "WHERE contact.id = v.id AND (contact.last_seen_at IS NULL OR contact.last_seen_at < v.at)", (list(ids), list(times)))
+        return
     table = Contact.__table__
     statement = update(table).where(
         table.c.id == bindparam("_id"),
@@ -895,6 +926,9 @@ def _workspace_of(database: Database, write_key: str) -> tuple[int, str]:
 
 MAX_ATTEMPTS = 3  # failed processing attempts before a batch is set aside (kept, marked failed_at)
 PROCESS_MAX_MESSAGES = 5_000  # messages stored per processing transaction (several batches at once)
+BUSY_DEFER_SECONDS = 10.0  # the longest an embedded worker lets batches wait while its API is busy
+_QUIET_SECONDS = 0.2  # no request accepted for this long: the API is not busy
+_last_accept = 0.0  # time.monotonic() of this process's last accepted request
 _ERROR_CHARS = 2_000
 
 
@@ -928,6 +962,8 @@ def accept(*, endpoint: str, body: bytes, authorization: str | None, content_enc
         batch_id = db.execute(insert(InboundBatch.__table__).returning(InboundBatch.__table__.c.id), {
             "workspace_id": workspace_id, "received_at": received_at, "endpoint": endpoint,
             "message_count": len(messages), "payload": raw, "attempts": 0}).scalar_one()
+    global _last_accept
+    _last_accept = time.monotonic()
     metrics.EVENTS_ACCEPTED.inc(len(messages))
     return batch_id, len(messages)
 
@@ -973,20 +1009,39 @@ def _claim_limit(max_messages: int) -> int:
     return max(2, min(500, int(max_messages / max(_average_messages, 1.0)) + 2))
 
 
-def _claim(db: Session, *, skip: set[int], only: int | None, max_messages: int) -> list[_Claimed]:
-    """The oldest pending batches, up to max_messages together (at least one), locked for this transaction.
+_WORKSPACE_LOCK_CLASS = 0x74757474  # "tutt": the high half of the advisory lock key of a workspace's inbox
 
-    On PostgreSQL FOR UPDATE SKIP LOCKED lets several workers take different batches at once; on SQLite
-    the write transaction (BEGIN IMMEDIATE) already has the database to itself."""
+
+def _claim(db: Session, *, skip: set[int], only: int | None, max_messages: int) -> list[_Claimed]:
+    """The oldest pending batches of one workspace, up to max_messages together (at least one), locked
+    for this transaction.
+
+    PostgreSQL: the oldest workspace with pending batches whose advisory lock this transaction gets, then
+    its batches FOR UPDATE SKIP LOCKED. Several workers share the load across workspaces while each
+    workspace's batches are stored by one worker at a time, in order: two workers storing the same
+    shop's customers at once mostly wait on each other's row locks (and deadlock), which measured at
+    half the rate of one. SQLite: the write transaction (BEGIN IMMEDIATE) already has the database to
+    itself; the batches are those of the oldest one's workspace."""
     table = InboundBatch.__table__
     c = table.c
-    query = select(c.id, c.workspace_id, c.received_at, c.endpoint, c.message_count).where(c.failed_at.is_(None))
+    pending = [c.failed_at.is_(None)]
     if only is not None:
-        query = query.where(c.id == only)
+        pending.append(c.id == only)
     elif skip:
-        query = query.where(c.id.not_in(skip))
-    query = query.order_by(c.id).limit(_claim_limit(max_messages))
-    if db.get_bind().dialect.name == "postgresql":
+        pending.append(c.id.not_in(skip))
+    postgres = db.get_bind().dialect.name == "postgresql"
+    candidates = list(dict.fromkeys(db.scalars(select(c.workspace_id).where(*pending).order_by(c.id).limit(100 if postgres else 1))))
+    workspace_id = None
+    for candidate in candidates:
+        if not postgres or db.scalar(sql_text("SELECT pg_try_advisory_xact_lock(CAST(:key AS bigint))"),
+                                     {"key": (_WORKSPACE_LOCK_CLASS << 32) | (candidate & 0xFFFFFFFF)}):
+            workspace_id = candidate
+            break
+    if workspace_id is None:
+        return []
+    query = (select(c.id, c.workspace_id, c.received_at, c.endpoint, c.message_count).where(*pending, c.workspace_id == workspace_id)
+             .order_by(c.id).limit(_claim_limit(max_messages)))
+    if postgres:
         query = query.with_for_update(skip_locked=True)
     taken: list[_Claimed] = []
     total = 0
@@ -1021,16 +1076,35 @@ def _transient(error: BaseException) -> bool:
 
 def _store_claimed(database: Database, *, skip: set[int], only: int | None, max_messages: int) -> tuple[list[_Claimed], dict[str, int]] | None:
     """One transaction: claim batches, store their messages, delete them. None when nothing is pending.
-    Retried whole after a deadlock or a concurrent insert of the same identity."""
+    Retried whole after a deadlock or a concurrent insert of the same identity.
+
+    On SQLite the batches are read and parsed before the write transaction (which locks the whole
+    database, the API's inserts included) and, inside it, only those still pending are stored: another
+    process may have stored some meanwhile. On PostgreSQL claiming locks only the rows."""
     global _average_messages
+    sqlite_engine = database.dialect == "sqlite"
+    table = InboundBatch.__table__
     for attempt in range(5):
         try:
+            claimed: list[_Claimed] = []
+            if sqlite_engine:
+                with database.read_session() as db:
+                    claimed = _claim(db, skip=skip, only=only, max_messages=max_messages)
+                    if not claimed:
+                        return None
+                    _parse_claimed(db, claimed)
             with database.session() as db:
-                claimed = _claim(db, skip=skip, only=only, max_messages=max_messages)
-                if not claimed:
-                    return None
+                if sqlite_engine:
+                    pending = set(db.scalars(select(table.c.id).where(table.c.id.in_([b.id for b in claimed]), table.c.failed_at.is_(None))))
+                    claimed = [b for b in claimed if b.id in pending]
+                    if not claimed:  # stored by another process meanwhile
+                        return [], {}
+                else:
+                    claimed = _claim(db, skip=skip, only=only, max_messages=max_messages)
+                    if not claimed:
+                        return None
+                    _parse_claimed(db, claimed)
                 _average_messages = 0.8 * _average_messages + 0.2 * (sum(b.message_count for b in claimed) / len(claimed))
-                _parse_claimed(db, claimed)
                 by_workspace: dict[int, list[Message]] = defaultdict(list)
                 for batch in claimed:  # oldest first, so a later identify's traits win
                     by_workspace[batch.workspace_id].extend(batch.messages)
@@ -1038,7 +1112,6 @@ def _store_claimed(database: Database, *, skip: set[int], only: int | None, max_
                 for workspace_id, messages in by_workspace.items():
                     for kind, n in store(db, workspace_id=workspace_id, messages=messages).items():
                         counts[kind] += n
-                table = InboundBatch.__table__
                 db.execute(delete(table).where(table.c.id.in_([b.id for b in claimed])))
             return claimed, counts
         except (OperationalError, IntegrityError) as error:
@@ -1073,7 +1146,20 @@ def _record_failure(database: Database, batch_id: int, error: BaseException) -> 
     return given_up
 
 
-def process_inbound(*, database: Database | None = None, max_messages: int = PROCESS_MAX_MESSAGES) -> dict[str, int]:
+def _defer_to_requests(database: Database) -> None:
+    """While this process's API is accepting requests, wait (the worker and the API share the process and,
+    on SQLite, the write lock) — but never let the oldest pending batch wait more than BUSY_DEFER_SECONDS."""
+    while time.monotonic() - _last_accept < _QUIET_SECONDS:
+        table = InboundBatch.__table__
+        with database.read_session() as db:
+            oldest = db.scalar(select(table.c.received_at).where(table.c.failed_at.is_(None)).order_by(table.c.id).limit(1))
+        if oldest is None or (utcnow() - oldest).total_seconds() >= BUSY_DEFER_SECONDS:
+            return
+        time.sleep(0.05)
+
+
+def process_inbound(*, database: Database | None = None, max_messages: int = PROCESS_MAX_MESSAGES,
+                    defer_to_requests: bool = False) -> dict[str, int]:
     """Store the inbox's pending batches, oldest first, until none is left; returns what was done.
 
     Each transaction takes several batches (up to max_messages), runs `store` on all their messages and
@@ -1082,7 +1168,10 @@ def process_inbound(*, database: Database | None = None, max_messages: int = PRO
     is not the database's (a bug, a payload that no longer parses), its batches are stored one by one; the
     one that fails gets an attempt counted and is skipped for the rest of this run, and after MAX_ATTEMPTS
     runs it is set aside, kept with its error. A database problem (connection lost, locked) is raised as
-    is: nothing was changed, and the next run or the one-minute tick starts again."""
+    is: nothing was changed, and the next run or the one-minute tick starts again.
+
+    defer_to_requests (the embedded worker, in the API's own process): during a burst of requests the
+    API goes first and the batches wait, at most BUSY_DEFER_SECONDS, then both share the process."""
     database = database or get_database()
     skip: set[int] = set()
     done = {"batches": 0, "messages": 0, "stored": 0, "failed": 0, "set_aside": 0}
@@ -1102,6 +1191,8 @@ def process_inbound(*, database: Database | None = None, max_messages: int = PRO
             done["set_aside"] += 1
 
     while True:
+        if defer_to_requests:
+            _defer_to_requests(database)
         try:
             result = _store_claimed(database, skip=skip, only=None, max_messages=max_messages)
         except _BatchFailed as failed:

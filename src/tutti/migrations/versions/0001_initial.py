@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 04:21:11.286628
+Create Date: 2026-11-25 04:33:31.416574
 """
 
 from alembic import op
@@ -183,7 +183,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('inbound_batch', schema=None) as batch_op:
         batch_op.create_index('ix_inbound_batch_pending', ['failed_at', 'id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_inbound_batch_workspace_id'), ['workspace_id'], unique=False)
+        batch_op.create_index('ix_inbound_batch_workspace_pending', ['workspace_id', 'failed_at', 'id'], unique=False)
 
     op.create_table('invitation',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -461,7 +461,7 @@ def downgrade() -> None:
 
     op.drop_table('invitation')
     with op.batch_alter_table('inbound_batch', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_inbound_batch_workspace_id'))
+        batch_op.drop_index('ix_inbound_batch_workspace_pending')
         batch_op.drop_index('ix_inbound_batch_pending')
 
     op.drop_table('inbound_batch')
