@@ -16,14 +16,29 @@ Soft problems inside a valid message never refuse it: a trait that is not a vali
 or a custom trait whose value does not fit its declared type, is dropped and logged, and the event still
 lands on the contact found by the other ids.
 
-A 200 `{"success": true}` is answered only after the transaction committed.
+A 200 `{"success": true}` means the request is durably stored (as Segment and RudderStack do): the
+request path validates it fully (every 400 above), writes it as ONE row of the inbox (`inbound_batch`:
+the request's JSON, its workspace, endpoint, message count and received_at), commits, and only then wakes
+the worker with a queue message. The worker (`process_inbound`) takes the oldest pending batches of a
+workspace, several at once (up to PROCESS_MAX_MESSAGES messages), parses them again with their original
+received_at, stores all their messages with one `store` and deletes the batch rows in that same
+transaction: a crash at any point loses nothing and stores nothing twice (and messageId de-duplication
+makes a replay harmless anyway). Batches are stored oldest first, one worker per workspace at a time
+(an advisory lock on PostgreSQL, then FOR UPDATE SKIP LOCKED; SQLite's write transaction is exclusive
+anyway), so workers share the load across workspaces and a workspace's messages keep their order. The
+one-minute tick stores what a lost queue message or a dead worker left. A batch that keeps failing for a
+reason that is not the database's is set aside after MAX_ATTEMPTS runs (`failed_at`, `error`; logged and
+counted in /metrics) so it never blocks the ones after it. The backlog is the `tutti_inbound_pending`
+gauge. With an immediate queue (tests) the worker runs inline after the commit, so the events are stored
+before the 200.
 
-Storing is set-based per request, a fixed handful of statements whatever the batch size: one query for
-every identity of the batch; one insert of new people and one of new identities (`contacts.resolve` only
-for the rare sets that join two contacts); one multi-row INSERT … ON CONFLICT DO NOTHING RETURNING for the
-events, whose unique (workspace_id, messageId) key is the de-duplication, so orders, profile changes and
-last-seen times are applied only for messages that are new; then a few statements for profiles, orders,
-products, and last-seen times. PostgreSQL deadlocks between concurrent batches are retried whole.
+Storing is set-based, a fixed handful of statements whatever the number of messages: one query for
+every identity; one insert of new people and one of new identities (`contacts.resolve` only for the rare
+sets that join two contacts); one INSERT … ON CONFLICT DO NOTHING RETURNING for the events (COPY into a
+temporary table first on PostgreSQL when there are many), whose unique (workspace_id, messageId) key is
+the de-duplication, so orders, profile changes and last-seen times are applied only for messages that are
+new; then a few statements for profiles, orders, products, and last-seen times. PostgreSQL deadlocks
+with other writers are retried whole.
 """
 
 from __future__ import annotations
@@ -31,9 +46,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import threading
 import time
 import zlib
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -835,7 +851,7 @@ def _insert_events(db: Session, workspace_id: int, messages: list[Message]) -> s
 
 
 _COPY_FROM_ROWS = 100
-_EVENT_STAGING = (f"CREATE TEMP TABLE IF NOT EXISTS tutti_event_in (workspace_id bigint, contact_id bigint, kind text, name text, "
+_EVENT_STAGING = ("CREATE TEMP TABLE IF NOT EXISTS tutti_event_in (workspace_id bigint, contact_id bigint, kind text, name text, "
                   "occurred_at timestamptz, received_at timestamptz, properties jsonb, context jsonb, source text, message_id text)")
 
 
@@ -946,12 +962,19 @@ def validate(*, endpoint: str, body: bytes, authorization: str | None, content_e
     return workspace_id, raw, messages
 
 
+_PARSED_BATCHES = 256  # batches whose parsed messages this process keeps for its own worker
+_parsed: OrderedDict[int, list[Message]] = OrderedDict()
+_parsed_lock = threading.Lock()
+
+
 def accept(*, endpoint: str, body: bytes, authorization: str | None, content_encoding: str | None = None,
-           database: Database | None = None) -> tuple[int, int]:
+           database: Database | None = None, keep_parsed: bool = False) -> tuple[int, int]:
     """Validate a request fully, then store it durably as one row of the inbox; returns (batch id, messages).
 
     The caller answers 200 once this returns (the row is committed) and wakes the worker; the worker
-    stores the messages (`process_inbound`). A refused request stores nothing."""
+    stores the messages (`process_inbound`). A refused request stores nothing. keep_parsed: the worker
+    runs in this process (embedded), so the parsed messages are kept in memory for it (the last
+    _PARSED_BATCHES batches): it need not parse the payload again."""
     database = database or get_database()
     received_at = utcnow()
     workspace_id, raw, messages = validate(endpoint=endpoint, body=body, authorization=authorization,
@@ -962,6 +985,11 @@ def accept(*, endpoint: str, body: bytes, authorization: str | None, content_enc
         batch_id = db.execute(insert(InboundBatch.__table__).returning(InboundBatch.__table__.c.id), {
             "workspace_id": workspace_id, "received_at": received_at, "endpoint": endpoint,
             "message_count": len(messages), "payload": raw, "attempts": 0}).scalar_one()
+    if keep_parsed:
+        with _parsed_lock:
+            _parsed[batch_id] = messages
+            while len(_parsed) > _PARSED_BATCHES:
+                _parsed.popitem(last=False)
     global _last_accept
     _last_accept = time.monotonic()
     metrics.EVENTS_ACCEPTED.inc(len(messages))
@@ -973,11 +1001,11 @@ def ingest(*, endpoint: str, body: bytes, authorization: str | None, content_enc
     """The tracking API's request path: accept into the inbox (committed), then wake the worker; returns
     the number of messages accepted. The queue message is only a wake-up call: a lost one delays the batch
     until the next tick, and a failing queue never turns an accepted request into an error."""
-    batch_id, accepted = accept(endpoint=endpoint, body=body, authorization=authorization, content_encoding=content_encoding,
-                                database=database)
-    if batch_id:
-        from tutti.audience import jobs  # the jobs module imports this one
+    from tutti.audience import jobs  # the jobs module imports this one
 
+    batch_id, accepted = accept(endpoint=endpoint, body=body, authorization=authorization, content_encoding=content_encoding,
+                                database=database, keep_parsed=jobs.worker_in_this_process())
+    if batch_id:
         try:
             jobs.process_inbound_task()  # after the commit: an inline run (tests) must not wait on our own lock
         except Exception:
@@ -1055,12 +1083,19 @@ def _claim(db: Session, *, skip: set[int], only: int | None, max_messages: int) 
 
 def _parse_claimed(db: Session, claimed: list[_Claimed]) -> None:
     """Read each claimed batch's payload and parse it again, as at the request (same received_at); a batch
-    that no longer parses raises _BatchFailed naming it."""
+    that no longer parses raises _BatchFailed naming it. Batches accepted by this very process (the
+    embedded worker) take the messages parsed then, which are what parsing again would give."""
+    with _parsed_lock:
+        for batch in claimed:  # taken out: a retried transaction parses afresh (store sets fields on them)
+            batch.messages = _parsed.pop(batch.id, None) or []
+    todo = [b for b in claimed if not b.messages]
+    if not todo:
+        return
     table = InboundBatch.__table__
-    payloads = dict(db.execute(select(table.c.id, table.c.payload).where(table.c.id.in_([b.id for b in claimed]))).all())
+    payloads = dict(db.execute(select(table.c.id, table.c.payload).where(table.c.id.in_([b.id for b in todo]))).all())
     regions = dict(db.execute(select(Workspace.id, Workspace.default_region).where(
-        Workspace.id.in_({b.workspace_id for b in claimed}))).all())
-    for batch in claimed:
+        Workspace.id.in_({b.workspace_id for b in todo}))).all())
+    for batch in todo:
         try:
             _, payload = unpack_body(bytes(payloads[batch.id]), content_encoding=None, single=batch.endpoint in TYPES)
             batch.messages = parse_request(payload, endpoint=batch.endpoint, region=regions[batch.workspace_id],
