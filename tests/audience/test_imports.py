@@ -3,7 +3,6 @@ good rows landing exactly once, even when the job crashes half-way and resumes."
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path

@@ -1,38 +1,19 @@
 """Segment's official Python library, unchanged except host and write key, against a real Tutti server."""
 
-import socket
-import threading
-import time
-
 import pytest
-import uvicorn
 from segment.analytics import Client
 from segment.analytics.request import APIError
 from sqlalchemy import select
 
+from tests.conftest import serving
 from tutti.audience import commerce
 from tutti.audience.models import Contact, Event, Identity, Product
 
 
 @pytest.fixture
 def server(app):
-    """Tutti in a real uvicorn server on a free port, in a background thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(app) as url:
+        yield url
 
 
 def test_official_segment_library_works_unchanged(server, database, make_workspace):

@@ -3,15 +3,15 @@ orders, consent), a signed-in TestClient, and a live uvicorn server for the Play
 
 from __future__ import annotations
 
+import os
 import re
-import socket
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from tests.conftest import serving
 from tutti.platform.audit import Actor
 
 PASSWORD = "correct horse battery"
@@ -99,12 +99,6 @@ def owner_client(client, seeded):
 # --- live server for the browser ------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class LiveServer:
     url: str
@@ -114,26 +108,51 @@ class LiveServer:
 @pytest.fixture
 def live_server(settings, database):
     """uvicorn in a background thread on a free port, over a migrated and seeded database (both engines)."""
-    import uvicorn
-
     from tutti.web.app import create_app
 
     seed = seed_workspace(database)
-    app = create_app(settings, run_worker=False)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(url=f"http://127.0.0.1:{port}", seed=seed)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(settings, run_worker=False)) as url:
+        yield LiveServer(url=url, seed=seed)
+
+
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; Playwright never downloads a browser here
+SCREENSHOTS = Path(os.environ.get("TUTTI_SCREENSHOTS", "/tmp"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests skipped")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900}, locale="zh-TW")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in_browser(page, live_server, password=None, *, wait=False):
+    page.goto("/login")
+    page.fill("input[name=email]", live_server.seed.email)
+    page.fill("input[name=password]", password or live_server.seed.password)
+    page.click("button[type=submit]")
+    if wait:
+        page.wait_for_url(live_server.url + "/")
 
 
 @pytest.fixture

@@ -2,60 +2,23 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from playwright import sync_api
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.web.conftest import SCREENSHOTS, sign_in_browser
+
 pytestmark = pytest.mark.browser
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests skipped", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
-SCREENSHOTS = Path(os.environ.get("TUTTI_SCREENSHOTS", "/tmp"))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900}, locale="zh-TW")
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page, live_server, password=None):
-    page.goto("/login")
-    page.fill("input[name=email]", live_server.seed.email)
-    page.fill("input[name=password]", password or live_server.seed.password)
-    page.click("button[type=submit]")
 
 
 def test_wrong_password_shows_error_in_chosen_language_then_right_one_lands_on_home(page, live_server, database_url):
-    sign_in(page, live_server, password="not the password")
+    sign_in_browser(page, live_server, password="not the password")
     sync_api.expect(page.locator(".alert-error")).to_have_text("電子郵件或密碼不正確。")
     page.click("a[data-locale=en]")
     sync_api.expect(page.locator("h1")).to_have_text("Sign in to Tutti")
-    sign_in(page, live_server, password="still wrong")
+    sign_in_browser(page, live_server, password="still wrong")
     sync_api.expect(page.locator(".alert-error")).to_have_text("The e-mail or password is not right.")
 
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server)
     page.wait_for_url(live_server.url + "/")
     sync_api.expect(page.locator("[data-stat=contacts] .stat-value")).to_have_text("3")
     sync_api.expect(page.locator("[data-stat=reachable-line] .stat-value")).to_have_text("1")
@@ -66,7 +29,7 @@ def test_wrong_password_shows_error_in_chosen_language_then_right_one_lands_on_h
 
 
 def test_language_switch_changes_every_label_and_sticks(page, live_server):
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server)
     page.wait_for_url(live_server.url + "/")
     sync_api.expect(page.locator(".page-header h1")).to_have_text("總覽")
     sync_api.expect(page.locator("html")).to_have_attribute("lang", "zh-TW")
@@ -81,7 +44,7 @@ def test_language_switch_changes_every_label_and_sticks(page, live_server):
 
 
 def test_live_search_by_name_and_dashed_phone_then_open_the_360_page(page, live_server, database_url):
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server)
     page.wait_for_url(live_server.url + "/")
     page.click(".sidebar >> text=聯絡人")
     rows = page.locator("#contact-results tr.contact-row")
@@ -111,7 +74,7 @@ def test_live_search_by_name_and_dashed_phone_then_open_the_360_page(page, live_
 
 
 def test_form_post_without_csrf_token_is_refused(page, live_server, database_url):
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server)
     page.wait_for_url(live_server.url + "/")
     # a form on another page (as a hostile site would post it) carries the cookie but not the token
     answer = page.request.post("/settings/tags", form={"name": "偷渡標籤"})

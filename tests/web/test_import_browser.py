@@ -4,27 +4,18 @@ in the contact list. The live server's queue runs the import inline when it is s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from playwright import sync_api
 from sqlalchemy import select, update
 
+from tests.web.conftest import SCREENSHOTS, sign_in_browser
 from tutti.audience import imports
 from tutti.audience.models import Contact, Identity, ImportJob
 from tutti.platform.audit import Actor
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.browser
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: install Debian's chromium package to run the browser tests")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); browser tests skipped", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 expect = sync_api.expect
-SCREENSHOTS = Path(os.environ.get("TUTTI_SCREENSHOTS", "/tmp"))
 
 # As a shop's export often is: a BOM, zh-TW headers, phones written three ways, a blank line, a phone that is
 # not one (row 4) and the same member twice (row 7 repeats row 3). Row numbers are the ones a spreadsheet shows.
@@ -38,39 +29,12 @@ MESSY = "\ufeff" + (
     "M002,李淑芬,0912000002,fen@example.com,銀卡,\r\n"
 )
 
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser, live_server):
-    context = browser.new_context(base_url=live_server.url, viewport={"width": 1400, "height": 900}, locale="zh-TW")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def sign_in(page, live_server):
-    page.goto("/login")
-    page.fill("input[name=email]", live_server.seed.email)
-    page.fill("input[name=password]", live_server.seed.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(live_server.url + "/")
+pytestmark = pytest.mark.browser
 
 
 def test_messy_members_file_through_every_step_lands_in_the_contact_list(page, live_server, database, database_url):
     workspace_id = live_server.seed.workspace_id
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server, wait=True)
     page.click(".sidebar >> text=匯入")
     page.wait_for_url(live_server.url + "/imports")
     expect(page.locator(".page-header h1")).to_have_text("匯入")
@@ -173,7 +137,7 @@ def test_progress_page_follows_a_running_import_until_it_is_done(page, live_serv
                                     actor=Actor.cli())
         job.status, job.processed_rows, job.ok_rows, job.error_rows = "running", 2, 2, 0
         import_id = job.id
-    sign_in(page, live_server)
+    sign_in_browser(page, live_server, wait=True)
     page.goto(f"/imports/{import_id}")
     expect(page.locator("#import-progress")).to_have_attribute("data-status", "running")
     expect(page.locator("#import-processed")).to_have_text("已處理 5 列中的 2 列（40%）")
