@@ -331,3 +331,14 @@ def test_segment_client_against_tutti_serve_with_its_embedded_worker(database_ur
     finally:
         stop(server)
         database.dispose()
+
+
+def test_last_seen_moves_forward_only(database, shop):
+    workspace_id, key = shop
+    for at in ("2025-05-02T10:00:00Z", "2025-05-01T10:00:00Z"):  # a late-arriving older event comes second
+        tracking.accept(endpoint="track", body=orjson.dumps({"userId": "S1", "event": "Seen", "timestamp": at}),
+                        authorization=basic(key), database=database)
+        tracking.process_inbound(database=database)
+    with database.read_session() as db:
+        contact_id = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "S1"))
+        assert db.get(Contact, contact_id).last_seen_at.isoformat() == "2025-05-02T10:00:00+00:00"

@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import bindparam, delete, func, insert, or_, select, true, update
+from sqlalchemy import bindparam, delete, func, insert, select, true, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -537,23 +537,28 @@ def parse_request(payload: dict, *, endpoint: str, region: str, received_at: dat
 
 
 def _lookup(db: Session, workspace_id: int, pairs) -> dict[tuple[str, str], int]:
-    """The contact holding each (kind, value), in one query: one index range per kind (UNION ALL), so the
-    plan never depends on the planner knowing the table's size (a fresh PostgreSQL table has no stats).
-    Written for the driver directly: it runs on every request with hundreds of values."""
+    """The contact holding each (kind, value), in one query, written for the driver directly: it runs for
+    every processed transaction with thousands of values. SQLite: one index range per kind (UNION ALL).
+    PostgreSQL: a join with the unnested pairs, a sound plan whether or not the table has statistics."""
     by_kind: dict[str, set[str]] = defaultdict(set)
     for kind, value in pairs:
         by_kind[kind].add(value)
     if not by_kind:
         return {}
-    sqlite_engine = db.get_bind().dialect.name == "sqlite"
+    if db.get_bind().dialect.name == "postgresql":
+        # a join, not value = ANY(array): over a seq scan (a young table's plan) ANY costs rows × values
+        kinds, values = [], []
+        for kind, group in by_kind.items():
+            kinds.extend([kind] * len(group))
+            values.extend(group)
+        rows = db.connection().exec_driver_sql(
+            "SELECT i.kind, i.value, i.contact_id FROM unnest(%s::text[], %s::text[]) AS v(kind, value) "
+            "JOIN identity i ON i.workspace_id = %s AND i.kind = v.kind AND i.value = v.value", (kinds, values, workspace_id))
+        return {(kind, value): contact_id for kind, value, contact_id in rows}
     parts, params = [], []
     for kind, values in by_kind.items():
-        if sqlite_engine:
-            parts.append(f"SELECT kind, value, contact_id FROM identity WHERE workspace_id = ? AND kind = ? AND value IN ({', '.join('?' * len(values))})")
-            params.extend((workspace_id, kind, *values))
-        else:
-            parts.append("SELECT kind, value, contact_id FROM identity WHERE workspace_id = %s AND kind = %s AND value = ANY(%s)")
-            params.extend((workspace_id, kind, list(values)))
+        parts.append(f"SELECT kind, value, contact_id FROM identity WHERE workspace_id = ? AND kind = ? AND value IN ({', '.join('?' * len(values))})")
+        params.extend((workspace_id, kind, *values))
     rows = db.connection().exec_driver_sql(" UNION ALL ".join(parts), tuple(params))
     return {(kind, value): contact_id for kind, value, contact_id in rows}
 
@@ -882,7 +887,7 @@ def _alias(db: Session, workspace_id: int, m: Message) -> contacts.Resolution:
 
 
 def _touch(db: Session, workspace_id: int, messages: list[Message]) -> None:
-    """Advance each contact's last_seen_at to its latest event here (never backwards): one executemany,
+    """Advance each contact's last_seen_at to its latest event here (never backwards): one UPDATE … FROM,
     as `contacts.touch` takes one time for all and events in a batch span minutes or, in imports, years."""
     latest: dict[int, datetime] = {}
     for m in messages:
@@ -896,12 +901,16 @@ def _touch(db: Session, workspace_id: int, messages: list[Message]) -> None:
             "UPDATE contact SET last_seen_at = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
             "WHERE contact.id = v.id AND (contact.last_seen_at IS NULL OR contact.last_seen_at < v.at)", (list(ids), list(times)))
         return
-    table = Contact.__table__
-    statement = update(table).where(
-        table.c.id == bindparam("_id"),
-        or_(table.c.last_seen_at.is_(None), table.c.last_seen_at < bindparam("at")),
-    ).values(last_seen_at=bindparam("at"))
-    db.connection().execute(statement, [{"_id": contact_id, "at": at} for contact_id, at in sorted(latest.items())])
+    # SQLite: UPDATE … FROM a VALUES list, a statement per 2,000 contacts (times as UTCDateTime stores them,
+    # so the text comparison is the time comparison)
+    pairs = sorted(latest.items())
+    connection = db.connection()
+    for start in range(0, len(pairs), 2000):
+        chunk = pairs[start:start + 2000]
+        connection.exec_driver_sql(
+            "UPDATE contact SET last_seen_at = v.column2 FROM (VALUES " + ", ".join(["(?, ?)"] * len(chunk)) + ") AS v "
+            "WHERE contact.id = v.column1 AND (contact.last_seen_at IS NULL OR contact.last_seen_at < v.column2)",
+            tuple(value for contact_id, at in chunk for value in (contact_id, _sqlite_time(at))))
 
 
 # --- the whole request -----------------------------------------------------------------------------
@@ -942,7 +951,7 @@ def _workspace_of(database: Database, write_key: str) -> tuple[int, str]:
 
 MAX_ATTEMPTS = 3  # failed processing attempts before a batch is set aside (kept, marked failed_at)
 PROCESS_MAX_MESSAGES = 5_000  # messages stored per processing transaction (several batches at once)
-BUSY_DEFER_SECONDS = 10.0  # the longest an embedded worker lets batches wait while its API is busy
+BUSY_DEFER_SECONDS = 30.0  # the longest an embedded worker lets batches wait while its API is busy
 _QUIET_SECONDS = 0.2  # no request accepted for this long: the API is not busy
 _last_accept = 0.0  # time.monotonic() of this process's last accepted request
 _ERROR_CHARS = 2_000
