@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import threading
 
-from huey.storage import SqliteStorage
-
 from tutti.audience import imports, tags, tracking
 from tutti.platform.db import get_database
 from tutti.platform.jobs import huey, on_tick, task
@@ -54,12 +52,6 @@ def drain_inbox() -> None:
             tracking.process_inbound(defer_to_requests=not huey.immediate)
         finally:
             _draining.release()
-
-
-def worker_in_this_process() -> bool:
-    """Whether this process's own worker stores what its API accepts: an immediate queue (tests), or the
-    embedded SQLite queue consumed inside `tutti serve`."""
-    return huey.immediate or isinstance(huey.storage, SqliteStorage)
 
 
 @task()
