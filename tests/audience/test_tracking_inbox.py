@@ -342,3 +342,56 @@ def test_last_seen_moves_forward_only(database, shop):
     with database.read_session() as db:
         contact_id = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "S1"))
         assert db.get(Contact, contact_id).last_seen_at.isoformat() == "2025-05-02T10:00:00+00:00"
+
+
+def wait_for_events(database, expected: int, seconds: float = 60) -> tuple[int, int]:
+    deadline = time.monotonic() + seconds
+    while True:
+        stored = scalar(database, select(func.count()).select_from(Event))
+        waiting = inbox(database)
+        if (stored == expected and waiting == 0) or time.monotonic() > deadline:
+            return stored, waiting
+        time.sleep(0.2)
+
+
+def test_batches_accepted_with_no_worker_running_are_stored_by_tutti_worker_later(database_url, tmp_path):
+    """Redis queue: `tutti serve` only accepts; the batches wait in the inbox until a `tutti worker` starts."""
+    import httpx
+    import redis
+
+    from tests.platform.test_worker import free_port, stop, tutti, wait_until_up
+
+    queue = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+    try:
+        queue.ping()
+    except redis.ConnectionError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Redis is not reachable: {error}")
+    name = f"tutti-inbox-test-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}, "TUTTI_DATA_DIR": str(tmp_path / "data"),
+           "TUTTI_DATABASE_URL": database_url, "TUTTI_SECRET_KEY": "inbox-test", "TUTTI_QUEUE_URL": "redis://127.0.0.1:6379/0",
+           "TUTTI_QUEUE_NAME": name, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    write_key = json.loads(tutti(env, "workspace", "create", "Redis Inbox Shop").stdout)["write_key"]
+    port = free_port()
+    server = tutti(env, "serve", "--port", str(port), background=True)
+    base = f"http://127.0.0.1:{port}"
+    database = Database(database_url)
+    worker = None
+    try:
+        wait_until_up(base, server)
+        for b in range(3):
+            answer = httpx.post(f"{base}/v1/batch", content=batch_body(b * 50, 50), headers={"Authorization": basic(write_key)})
+            assert answer.status_code == 200 and answer.json() == {"success": True}
+        # durably stored, not processed: no worker consumes the Redis queue yet
+        assert wait_for_events(database, 150, seconds=2) == (0, 3)
+        assert 'tutti_inbound_pending{unit="messages"} 150.0' in httpx.get(f"{base}/metrics").text
+        worker = tutti(env, "worker", background=True)
+        assert wait_for_events(database, 150) == (150, 0)
+    finally:
+        for process in (worker, server):
+            if process:
+                stop(process)
+        for key in queue.scan_iter(f"*{name}*"):
+            queue.delete(key)
+        database.dispose()
