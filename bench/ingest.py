@@ -279,18 +279,6 @@ def bare_insert(url: str, batch: int) -> tuple[int, float]:
         database.dispose()
 
 
-def count_events(url: str) -> int:
-    from sqlalchemy import text
-
-    from tutti.platform.db import Database
-
-    database = Database(url)
-    with database.engine.connect() as connection:
-        n = connection.execute(text("SELECT count(*) FROM event")).scalar()
-    database.dispose()
-    return n
-
-
 def run(engine: str, args) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"tutti-bench-{engine}-"))
     url = fresh_database(engine, tmp)
