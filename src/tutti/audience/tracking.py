@@ -1030,6 +1030,15 @@ class _BatchFailed(Exception):
         self.error = error
 
 
+class _GroupFailed(Exception):
+    """Storing several batches together failed (rolled back), not for the database's sake."""
+
+    def __init__(self, batch_ids: list[int], error: BaseException):
+        super().__init__(f"batches {batch_ids}: {error}")
+        self.batch_ids = batch_ids
+        self.error = error
+
+
 _average_messages = 100.0  # per batch, learned: how many rows to claim for one transaction's budget
 
 
@@ -1142,10 +1151,15 @@ def _store_claimed(database: Database, *, skip: set[int], only: int | None, max_
                         counts[kind] += n
                 db.execute(delete(table).where(table.c.id.in_([b.id for b in claimed])))
             return claimed, counts
-        except (OperationalError, IntegrityError) as error:
-            if attempt == 4 or not _retryable(error):
+        except _BatchFailed:
+            raise
+        except Exception as error:
+            if isinstance(error, (OperationalError, IntegrityError)) and attempt < 4 and _retryable(error):
+                log.info("tracking: retrying inbox batches after %s", getattr(getattr(error, "orig", None), "sqlstate", "lock"))
+                continue
+            if _transient(error):
                 raise
-            log.info("tracking: retrying inbox batches after %s", getattr(getattr(error, "orig", None), "sqlstate", "lock"))
+            raise _GroupFailed([b.id for b in claimed], error) from error
     raise AssertionError("unreachable")
 
 
@@ -1226,14 +1240,15 @@ def process_inbound(*, database: Database | None = None, max_messages: int = PRO
         except _BatchFailed as failed:
             fail(failed.batch_id, failed.error)
             continue
-        except Exception as error:
-            if _transient(error):
-                raise
+        except _GroupFailed as group:
+            error = group.error
             # one of these batches is bad, or several: store them one by one to find out which
-            table = InboundBatch.__table__
-            with database.read_session() as db:
-                ids = list(db.scalars(select(table.c.id).where(table.c.failed_at.is_(None), table.c.id.not_in(skip) if skip else true())
-                                      .order_by(table.c.id).limit(_claim_limit(max_messages))))
+            ids = group.batch_ids
+            if not ids:  # failed before it knew its batches: the oldest ones
+                table = InboundBatch.__table__
+                with database.read_session() as db:
+                    ids = list(db.scalars(select(table.c.id).where(table.c.failed_at.is_(None), table.c.id.not_in(skip) if skip else true())
+                                          .order_by(table.c.id).limit(_claim_limit(max_messages))))
             progress = done["batches"] + done["failed"]
             for batch_id in ids:
                 try:
@@ -1241,11 +1256,9 @@ def process_inbound(*, database: Database | None = None, max_messages: int = PRO
                 except _BatchFailed as failed:
                     fail(failed.batch_id, failed.error)
                     continue
-                except Exception as single_error:
-                    if _transient(single_error):
-                        raise
-                    log.debug("tracking: batch %d failed alone", batch_id, exc_info=True)
-                    fail(batch_id, single_error)
+                except _GroupFailed as alone:
+                    log.debug("tracking: batch %d failed alone", batch_id, exc_info=alone.error)
+                    fail(batch_id, alone.error)
                     continue
                 if single is not None:
                     tally(single)
