@@ -395,3 +395,32 @@ def test_batches_accepted_with_no_worker_running_are_stored_by_tutti_worker_late
         for key in queue.scan_iter(f"*{name}*"):
             queue.delete(key)
         database.dispose()
+
+
+def test_embedded_worker_lets_a_burst_go_first_but_never_longer_than_the_limit(database, shop, monkeypatch):
+    workspace_id, key = shop
+    sent = accept_batches(database, key, batches=2, size=10)  # this process just accepted: the API is busy
+    started = time.monotonic()
+    tracking.process_inbound(database=database, defer_to_requests=True)
+    assert time.monotonic() - started >= tracking._QUIET_SECONDS  # waited for a quiet moment
+    assert events(database, workspace_id) == sent
+    # requests keep coming, but the oldest batch has waited long enough: stored without a quiet moment
+    monkeypatch.setattr(tracking, "BUSY_DEFER_SECONDS", 0.5)
+    accept_batches(database, key, batches=1, size=10, prefix="late")
+    stop = threading.Event()
+
+    def keep_busy():
+        while not stop.is_set():
+            tracking._last_accept = time.monotonic()
+            time.sleep(0.01)
+
+    busy = threading.Thread(target=keep_busy)
+    busy.start()
+    try:
+        started = time.monotonic()
+        tracking.process_inbound(database=database, defer_to_requests=True)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        busy.join()
+    assert 0.2 < waited < 5 and events(database, workspace_id) == sent + 10
