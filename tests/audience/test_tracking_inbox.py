@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import orjson
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError
 
+from tests.processes import forget_queue, redis_queue_env, run, serving, tutti_env, working
 from tutti.audience import tracking
 from tutti.audience.models import Contact, Event, Identity, InboundBatch, Order
 from tutti.platform import metrics
@@ -299,37 +298,23 @@ def test_segment_client_against_tutti_serve_with_its_embedded_worker(database_ur
     """`tutti serve` as people run it (embedded queue and worker), fed by Segment's official library."""
     from segment.analytics import Client
 
-    from tests.platform.test_worker import free_port, stop, tutti, wait_until_up
-
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}, "TUTTI_DATA_DIR": str(tmp_path / "data"),
-           "TUTTI_DATABASE_URL": database_url, "TUTTI_SECRET_KEY": "inbox-test", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    write_key = json.loads(tutti(env, "workspace", "create", "Serve Shop").stdout)["write_key"]
-    port = free_port()
-    server = tutti(env, "serve", "--port", str(port), background=True)
-    base = f"http://127.0.0.1:{port}"
+    env = tutti_env(database_url, tmp_path / "data")
+    write_key = json.loads(run(env, "workspace", "create", "Serve Shop").stdout)["write_key"]
     database = Database(database_url)
     try:
-        wait_until_up(base, server)
-        errors = []
-        analytics = Client(write_key, host=base, on_error=lambda error, batch: errors.append(error), max_retries=2)
-        for i in range(120):
-            analytics.track(f"member-{i % 12}", "Product Viewed", {"product_id": f"SKU-{i % 4}", "price": 250}, message_id=f"serve-{i}")
-        analytics.identify("member-0", {"email": "member0@example.tw", "name": "會員零"}, message_id="serve-identify")
-        analytics.flush()  # every batch answered 200: in the inbox
-        analytics.shutdown()
-        assert errors == []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            stored = scalar(database, select(func.count()).select_from(Event).where(Event.message_id.like("serve-%")))
-            waiting = inbox(database)
-            if stored == 121 and waiting == 0:
-                break
-            time.sleep(0.2)
-        assert (stored, waiting) == (121, 0)
-        assert scalar(database, select(func.count()).select_from(Contact)) == 12
-        assert scalar(database, select(func.count()).select_from(Identity).where(Identity.kind == "email")) == 1
+        with serving(env) as base:
+            errors = []
+            analytics = Client(write_key, host=base, on_error=lambda error, batch: errors.append(error), max_retries=2)
+            for i in range(120):
+                analytics.track(f"member-{i % 12}", "Product Viewed", {"product_id": f"SKU-{i % 4}", "price": 250}, message_id=f"serve-{i}")
+            analytics.identify("member-0", {"email": "member0@example.tw", "name": "會員零"}, message_id="serve-identify")
+            analytics.flush()  # every batch answered 200: in the inbox
+            analytics.shutdown()
+            assert errors == []
+            assert wait_for_events(database, 121) == (121, 0)
+            assert scalar(database, select(func.count()).select_from(Contact)) == 12
+            assert scalar(database, select(func.count()).select_from(Identity).where(Identity.kind == "email")) == 1
     finally:
-        stop(server)
         database.dispose()
 
 
@@ -357,43 +342,22 @@ def wait_for_events(database, expected: int, seconds: float = 60) -> tuple[int, 
 def test_batches_accepted_with_no_worker_running_are_stored_by_tutti_worker_later(database_url, tmp_path):
     """Redis queue: `tutti serve` only accepts; the batches wait in the inbox until a `tutti worker` starts."""
     import httpx
-    import redis
 
-    from tests.platform.test_worker import free_port, stop, tutti, wait_until_up
-
-    queue = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-    try:
-        queue.ping()
-    except redis.ConnectionError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"Redis is not reachable: {error}")
-    name = f"tutti-inbox-test-{os.getpid()}-{time.monotonic_ns()}"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TUTTI_")}, "TUTTI_DATA_DIR": str(tmp_path / "data"),
-           "TUTTI_DATABASE_URL": database_url, "TUTTI_SECRET_KEY": "inbox-test", "TUTTI_QUEUE_URL": "redis://127.0.0.1:6379/0",
-           "TUTTI_QUEUE_NAME": name, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    write_key = json.loads(tutti(env, "workspace", "create", "Redis Inbox Shop").stdout)["write_key"]
-    port = free_port()
-    server = tutti(env, "serve", "--port", str(port), background=True)
-    base = f"http://127.0.0.1:{port}"
+    env = redis_queue_env(tutti_env(database_url, tmp_path / "data"))
+    write_key = json.loads(run(env, "workspace", "create", "Redis Inbox Shop").stdout)["write_key"]
     database = Database(database_url)
-    worker = None
     try:
-        wait_until_up(base, server)
-        for b in range(3):
-            answer = httpx.post(f"{base}/v1/batch", content=batch_body(b * 50, 50), headers={"Authorization": basic(write_key)})
-            assert answer.status_code == 200 and answer.json() == {"success": True}
-        # durably stored, not processed: no worker consumes the Redis queue yet
-        assert wait_for_events(database, 150, seconds=2) == (0, 3)
-        assert 'tutti_inbound_pending{unit="messages"} 150.0' in httpx.get(f"{base}/metrics").text
-        worker = tutti(env, "worker", background=True)
-        assert wait_for_events(database, 150) == (150, 0)
+        with serving(env) as base:
+            for b in range(3):
+                answer = httpx.post(f"{base}/v1/batch", content=batch_body(b * 50, 50), headers={"Authorization": basic(write_key)})
+                assert answer.status_code == 200 and answer.json() == {"success": True}
+            # durably stored, not processed: no worker consumes the Redis queue yet
+            assert wait_for_events(database, 150, seconds=2) == (0, 3)
+            assert 'tutti_inbound_pending{unit="messages"} 150.0' in httpx.get(f"{base}/metrics").text
+            with working(env):
+                assert wait_for_events(database, 150) == (150, 0)
     finally:
-        for process in (worker, server):
-            if process:
-                stop(process)
-        for key in queue.scan_iter(f"*{name}*"):
-            queue.delete(key)
+        forget_queue(env)
         database.dispose()
 
 
