@@ -225,3 +225,16 @@ def test_large_builds_generate_in_a_second_process_with_the_same_result(database
         assert {c for c, in db.execute(select(Event.contact_id).where(Event.workspace_id == w))} <= contact_ids
         order_ids = {o for o, in db.execute(select(Order.id).where(Order.workspace_id == w))}
         assert {o for o, in db.execute(select(OrderLine.order_id).where(OrderLine.workspace_id == w))} == order_ids
+
+
+def test_members_ids_follow_the_order_they_joined_in(database):
+    """The newest contacts (highest ids, as lists show them) are the members who joined last."""
+    info = build(database)
+    with database.session() as db:
+        members = db.execute(
+            select(Contact.id, Contact.created_at).join(Identity, Identity.contact_id == Contact.id)
+            .where(Contact.workspace_id == info.workspace_id, Identity.kind == "external_id").order_by(Contact.id)
+        ).all()
+    days = [(created + timedelta(hours=8)).date() for _, created in members]
+    assert len(days) > SIZE * 0.8 and days == sorted(days)
+    assert days[-1] >= TODAY - timedelta(days=7) and days[0] <= TODAY - timedelta(days=demo.HISTORY_DAYS // 2)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 import multiprocessing
 import random
 import sys
@@ -55,7 +56,7 @@ from tutti.platform.models import AuditLog, User, Workspace
 WORKSPACE_NAME = "好日子生活選物 Hao Rizi Living"
 OWNER_EMAIL = "owner@demo.tutti.local"
 OWNER_NAME = "好日子店長 Demo Owner"
-VERSION = 1  # bump when the generator changes what a seed produces
+VERSION = 2  # bump when the generator changes what a seed produces
 CHUNK = 5_000  # contacts per chunk; part of what a seed means, so it is fixed
 PARALLEL_MIN_CHUNKS = 4  # from this many chunks on, rows are generated in a second process
 TZ_OFFSET = 8 * 3600  # Asia/Taipei, no daylight saving
@@ -264,7 +265,7 @@ def build(
 
     started = time.perf_counter()
     report(STEP_LABELS["catalogue"], 0, 1)
-    brand = _Brand(seed=seed, workspace_id=workspace_id, today=today, dialect=database.dialect)
+    brand = _Brand(seed=seed, workspace_id=workspace_id, today=today, dialect=database.dialect, contacts=contacts)
     with database.session() as db:
         brand.write_catalogue(db)
     report(STEP_LABELS["catalogue"], 1, 1)
@@ -491,8 +492,9 @@ def day_weight(day: date) -> float:
 class _Brand:
     """Everything fixed for one build (catalogue, calendar, formats) and the chunk generator."""
 
-    def __init__(self, *, seed: int, workspace_id: int, today: date | None, dialect: str):
+    def __init__(self, *, seed: int, workspace_id: int, today: date | None, dialect: str, contacts: int):
         self.seed = seed
+        self.total = contacts
         self.workspace_id = workspace_id
         now = datetime.now(UTC)
         if today is None:
@@ -721,7 +723,11 @@ class _ChunkState:
             age = rng.choices((20, 29, 39, 49, 60), cum_weights=(15, 50, 78, 92, 100))[0] + int(r() * 10) - 4
             birthday = (b.today - timedelta(days=int(age * 365.25 + r() * 365))).isoformat()
         city = b.cities[bisect.bisect_left(b.city_cum, r() * b.city_cum[-1])] if r() < 0.9 else None
-        joined_day = max(0, b.today_index - min(HISTORY_DAYS, int(rng.expovariate(1 / 600))))
+        # ids follow the order people joined in (the newest member has the highest id, as when members sign
+        # up one by one), with ages spread as an exponential of mean 600 days cut at HISTORY_DAYS
+        older = 1 - (index + r()) / b.total  # 1 for the first contact, 0 for the last
+        age = -600 * math.log(1 - older * (1 - math.exp(-HISTORY_DAYS / 600)))
+        joined_day = max(0, b.today_index - min(HISTORY_DAYS, int(age)))
         joined = self.pick_time(joined_day)
         has_line, has_email, has_phone = r() < LINE_SHARE, r() < EMAIL_SHARE, r() < PHONE_SHARE
         favourites = []

@@ -7,7 +7,8 @@ import sys
 
 import orjson
 
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# record attributes that are not extra context: the standard ones, and uvicorn's terminal-coloured copy
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,3 +35,5 @@ def setup(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("jieba").setLevel(logging.WARNING)
+    if level != "DEBUG":  # huey logs every periodic tick at INFO: once a minute, forever
+        logging.getLogger("huey").setLevel(logging.WARNING)
