@@ -361,7 +361,7 @@ def test_a_crash_in_the_middle_resumes_without_duplicates(database, workspace_id
         db.execute(update(ImportJob).where(ImportJob.id == import_id).values(status="queued"))
     assert expected["error_rows"] > 5 and any(e["code"] == "duplicate" for e in expected["errors"])
 
-    real_write = imports._write_chunk
+    real_write = imports.job._write_chunk
     calls = []
 
     def crash_on_second_chunk(*args, **kwargs):
@@ -370,7 +370,7 @@ def test_a_crash_in_the_middle_resumes_without_duplicates(database, workspace_id
         if len(calls) == 2:
             raise RuntimeError("worker killed")  # ... then the process dies before the checkpoint commits
 
-    monkeypatch.setattr(imports, "_write_chunk", crash_on_second_chunk)
+    monkeypatch.setattr(imports.job, "_write_chunk", crash_on_second_chunk)
     with pytest.raises(RuntimeError, match="worker killed"):
         imports.run(import_id, chunk_size=25)
     with database.session() as db:
@@ -382,7 +382,7 @@ def test_a_crash_in_the_middle_resumes_without_duplicates(database, workspace_id
         landed_after_crash = count(db, Contact)
         assert 0 < landed_after_crash < expected["ok_rows"]
 
-    monkeypatch.setattr(imports, "_write_chunk", real_write)
+    monkeypatch.setattr(imports.job, "_write_chunk", real_write)
     with database.session() as db:
         imports.start(db, workspace_id=workspace_id, import_id=import_id, actor=ACTOR)  # resumes at the checkpoint
     with database.session() as db:
@@ -435,7 +435,7 @@ def test_start_refuses_running_and_finished_imports(database, workspace_id):
 @pytest.mark.parametrize("chunk_size", [1000, 2])
 def test_orders_import_groups_lines_finds_customers_and_reports_bad_rows(database, workspace_id, chunk_size, monkeypatch):
     import_file(database, workspace_id, "utf8-bom.csv")  # members M001..M003
-    monkeypatch.setattr(imports, "CHUNK_SIZE", chunk_size)
+    monkeypatch.setattr(imports.job, "CHUNK_SIZE", chunk_size)
     import_id = upload(database, workspace_id, "orders.csv", kind="orders")
     with database.session() as db:
         imports.start(db, workspace_id=workspace_id, import_id=import_id, actor=ACTOR)
