@@ -22,6 +22,8 @@ from sqlalchemy.exc import OperationalError
 from tests.processes import forget_queue, redis_queue_env, run, serving, tutti_env, working
 from tutti.audience import tracking
 from tutti.audience.models import Contact, Event, Identity, InboundBatch, Order
+from tutti.audience.tracking import inbox as tracking_inbox
+from tutti.audience.tracking import intake as tracking_intake
 from tutti.platform import metrics
 from tutti.platform.db import Database, utcnow
 
@@ -134,7 +136,7 @@ def test_batches_are_stored_oldest_first_so_later_traits_win(database, shop):
 def test_a_worker_dying_mid_transaction_loses_and_duplicates_nothing(database, shop, monkeypatch):
     workspace_id, key = shop
     sent = accept_batches(database, key, batches=5, size=30)
-    real_store = tracking.store
+    real_store = tracking_inbox.store
     calls = {"n": 0}
 
     def store_then_die(db, **kwargs):
@@ -144,12 +146,12 @@ def test_a_worker_dying_mid_transaction_loses_and_duplicates_nothing(database, s
             raise OperationalError("INSERT …", {}, Exception("server closed the connection unexpectedly"))
         return counts
 
-    monkeypatch.setattr(tracking, "store", store_then_die)
+    monkeypatch.setattr(tracking_inbox, "store", store_then_die)
     with pytest.raises(OperationalError):
         tracking.process_inbound(database=database, max_messages=60)
     # the first transaction (2 batches) committed; the second rolled back whole, its batches still waiting
     assert inbox(database) == 3 and events(database, workspace_id) == 60
-    monkeypatch.setattr(tracking, "store", real_store)
+    monkeypatch.setattr(tracking_inbox, "store", real_store)
     from tutti.audience import jobs
 
     jobs.process_inbound_backlog()  # the one-minute tick
@@ -252,14 +254,14 @@ def test_a_batch_that_breaks_storing_is_found_among_the_others_and_set_aside(dat
     tracking.accept(endpoint="track", body=orjson.dumps({"userId": "u", "event": "Poison", "messageId": "poison"}),
                     authorization=basic(key), database=database)
     accept_batches(database, key, batches=3, size=10, prefix="ok2")
-    real_store = tracking.store
+    real_store = tracking_inbox.store
 
     def store_breaking_on_poison(db, **kwargs):
         if any(m.message_id == "poison" for m in kwargs["messages"]):
             raise ValueError("a bug met this message")
         return real_store(db, **kwargs)
 
-    monkeypatch.setattr(tracking, "store", store_breaking_on_poison)
+    monkeypatch.setattr(tracking_inbox, "store", store_breaking_on_poison)
     for attempt in range(1, tracking.MAX_ATTEMPTS + 1):
         done = tracking.process_inbound(database=database)
         assert done["failed"] == 1 and done["set_aside"] == (1 if attempt == tracking.MAX_ATTEMPTS else 0)
@@ -366,16 +368,16 @@ def test_embedded_worker_lets_a_burst_go_first_but_never_longer_than_the_limit(d
     sent = accept_batches(database, key, batches=2, size=10)  # this process just accepted: the API is busy
     started = time.monotonic()
     tracking.process_inbound(database=database, defer_to_requests=True)
-    assert time.monotonic() - started >= tracking._QUIET_SECONDS  # waited for a quiet moment
+    assert time.monotonic() - started >= tracking_inbox._QUIET_SECONDS  # waited for a quiet moment
     assert events(database, workspace_id) == sent
     # requests keep coming, but the oldest batch has waited long enough: stored without a quiet moment
-    monkeypatch.setattr(tracking, "BUSY_DEFER_SECONDS", 0.5)
+    monkeypatch.setattr(tracking_inbox, "BUSY_DEFER_SECONDS", 0.5)
     accept_batches(database, key, batches=1, size=10, prefix="late")
     stop = threading.Event()
 
     def keep_busy():
         while not stop.is_set():
-            tracking._last_accept = time.monotonic()
+            tracking_intake._last_accept = time.monotonic()
             time.sleep(0.01)
 
     busy = threading.Thread(target=keep_busy)

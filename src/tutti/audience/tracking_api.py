@@ -34,7 +34,7 @@ def _endpoint(endpoint: str):
 
     async def receive(request: Request) -> Response:
         encoding = request.headers.get("content-encoding")
-        # a gzip body is checked again once unpacked (decode_body); the slack covers gzip's header
+        # a gzip body is checked again once unpacked (tracking.unpack_body); the slack covers gzip's header
         body = await _read(request, limit + 1024 if (encoding or "").lower() == "gzip" else limit)
         await run_in_threadpool(tracking.ingest, endpoint=endpoint, body=body,
                                 authorization=request.headers.get("authorization"), content_encoding=encoding)
