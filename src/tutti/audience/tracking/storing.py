@@ -24,6 +24,7 @@ from tutti.platform.errors import InvalidInput, NotFound, TuttiError
 
 log = logging.getLogger("tutti.tracking")
 
+
 def _final(contact_id: int, merged: dict[int, int]) -> int:
     while contact_id in merged:
         contact_id = merged[contact_id]
