@@ -38,10 +38,11 @@ def run(
     import_id: int,
     *,
     database: Database | None = None,
-    chunk_size: int = CHUNK_SIZE,
+    chunk_size: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict | None:
     """The job body: resume the import at its checkpoint and write the rest chunk by chunk."""
+    chunk_size = chunk_size or CHUNK_SIZE  # read at call time, so a changed CHUNK_SIZE takes effect
     database = database or get_database()
     with database.session() as db:
         job = db.scalar(select(ImportJob).where(ImportJob.id == import_id).with_for_update())
