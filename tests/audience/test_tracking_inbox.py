@@ -390,3 +390,31 @@ def test_embedded_worker_lets_a_burst_go_first_but_never_longer_than_the_limit(d
         stop.set()
         busy.join()
     assert 0.2 < waited < 5 and events(database, workspace_id) == sent + 10
+
+
+def test_a_person_erased_while_their_messages_wait_in_the_inbox_stays_erased(database, shop):
+    from tutti.audience import privacy
+    from tutti.platform.audit import Actor
+
+    workspace_id, key = shop
+
+    def send(user: str, email: str, message_id: str) -> None:
+        body = orjson.dumps({"userId": user, "type": "identify", "traits": {"email": email, "name": "林小姐"}, "messageId": message_id})
+        tracking.accept(endpoint="identify", body=body, authorization=basic(key), database=database)
+
+    send("E1", "erase.me@example.com", "before-1")
+    tracking.process_inbound(database=database)
+    send("E1", "erase.me@example.com", "before-2")  # accepted, still waiting when the erasure comes
+    with database.session() as db:
+        contact_id = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "E1"))
+        privacy.erase_contact(db, workspace_id=workspace_id, contact_id=contact_id, actor=Actor.cli())
+    tracking.process_inbound(database=database)
+    with database.read_session() as db:
+        assert db.scalar(select(func.count()).select_from(Identity).where(Identity.workspace_id == workspace_id)) == 0
+        assert db.scalar(select(func.count()).select_from(Contact).where(Contact.name == "林小姐")) == 0
+    assert inbox(database) == 0  # dropped, not left behind
+    send("E1", "erase.me@example.com", "after-1")  # the person comes back later: that is new activity
+    tracking.process_inbound(database=database)
+    with database.read_session() as db:
+        back = db.scalar(select(Identity.contact_id).where(Identity.workspace_id == workspace_id, Identity.value == "E1"))
+        assert back is not None and back != contact_id

@@ -60,6 +60,17 @@ class Identity(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ErasedIdentity(Base):
+    """A digest of an identity whose person was erased, so messages accepted before the erasure but stored
+    after it (the tracking inbox) do not bring the person back. Holds no readable personal data."""
+
+    __tablename__ = "erased_identity"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of "kind:value"
+    erased_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class ContactMerge(Base):
     """The record that two contacts became one, and why."""
 

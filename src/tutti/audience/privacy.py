@@ -9,6 +9,7 @@ record with the same e-mail becomes a new contact.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from tutti.audience.models import (
     Contact,
     ContactMerge,
     ContactTag,
+    ErasedIdentity,
     Event,
     Identity,
     Order,
@@ -33,6 +35,7 @@ from tutti.audience.models import (
 from tutti.platform import audit
 from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
+from tutti.platform.sql import upsert_rows
 
 # Other parts (deliveries, conversations, …) register what they hold about a contact, so one export or
 # erasure covers the whole product without Audience importing their tables.
@@ -40,6 +43,10 @@ from tutti.platform.db import utcnow
 # Erase hooks: (db, workspace_id, contact_id) -> {what: how many rows were scrubbed}.
 EXPORT_HOOKS: list[Callable[[Session, int, int], dict]] = []
 ERASE_HOOKS: list[Callable[[Session, int, int], dict[str, int]]] = []
+
+
+def identity_digest(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()
 
 
 def _plain(value):
@@ -121,6 +128,10 @@ def erase_contact(db: Session, *, workspace_id: int, contact_id: int, actor: Act
     the history's size. The audit entry records counts only, never the erased data."""
     contact = live_contact(db, workspace_id=workspace_id, contact_id=contact_id)
     cid = contact.id
+    now = utcnow()
+    held = db.execute(select(Identity.kind, Identity.value).where(Identity.workspace_id == workspace_id, Identity.contact_id == cid)).all()
+    upsert_rows(db, ErasedIdentity, [{"workspace_id": workspace_id, "digest": identity_digest(k, v), "erased_at": now} for k, v in held],
+                conflict=("workspace_id", "digest"), update=("erased_at",))
     removed: dict[str, int] = {}
     removed["identities"] = db.execute(
         delete(Identity).where(Identity.workspace_id == workspace_id, Identity.contact_id == cid).execution_options(synchronize_session=False)
@@ -143,7 +154,6 @@ def erase_contact(db: Session, *, workspace_id: int, contact_id: int, actor: Act
     # Tombstones of contacts merged into this one held no data after their merge; clear them anyway.
     db.execute(update(Contact).where(Contact.workspace_id == workspace_id, Contact.merged_into_id == cid)
                .values(**{key: None for key in attrs.PROFILE_FIELDS}, attributes={}).execution_options(synchronize_session=False))
-    now = utcnow()
     contact.erased_at = now
     contact.updated_at = now
     for hook in ERASE_HOOKS:

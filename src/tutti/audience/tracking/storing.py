@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from tutti.audience import attributes as attrs
 from tutti.audience import commerce, contacts
-from tutti.audience.models import Contact
+from tutti.audience.models import Contact, ErasedIdentity
+from tutti.audience.privacy import identity_digest
 from tutti.audience.tracking.event_rows import _insert_events, _sqlite_time
 from tutti.audience.tracking.identity_sets import _lookup, resolve_sets
 from tutti.audience.tracking.message import SOURCE, Message
@@ -119,7 +120,7 @@ def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[st
     unique: dict[str, Message] = {}
     for m in messages:
         unique.setdefault(m.message_id, m)  # the same message twice in one request: the first counts
-    fresh = list(unique.values())
+    fresh = _not_erased(db, workspace_id, list(unique.values()))
     if not fresh:
         return {}
     found, merged = resolve_sets(db, workspace_id=workspace_id, sets=[m.identities for m in fresh])
@@ -144,6 +145,19 @@ def store(db: Session, *, workspace_id: int, messages: list[Message]) -> dict[st
     for m in new:
         counts[m.type] += 1
     return dict(counts)
+
+
+def _not_erased(db: Session, workspace_id: int, messages: list[Message]) -> list[Message]:
+    """Drop messages about a person erased after the messages were accepted (they waited in the inbox);
+    what arrives after the erasure is new activity and is kept."""
+    digests = {m.message_id: [identity_digest(k, v) for k, v in m.identities] for m in messages}
+    wanted = {d for ds in digests.values() for d in ds}
+    erased = dict(db.execute(select(ErasedIdentity.digest, ErasedIdentity.erased_at).where(
+        ErasedIdentity.workspace_id == workspace_id, ErasedIdentity.digest.in_(wanted))).all()) if wanted else {}
+    if not erased:
+        return messages
+    now = utcnow()
+    return [m for m in messages if not any((m.received_at or now) <= erased[d] for d in digests[m.message_id] if d in erased)]
 
 
 def _alias(db: Session, workspace_id: int, m: Message) -> contacts.Resolution:

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 04:33:31.416574
+Create Date: 2026-11-25 05:48:34.606477
 """
 
 from alembic import op
@@ -137,6 +137,13 @@ def upgrade() -> None:
         batch_op.create_index('ix_contact_workspace_created', ['workspace_id', 'created_at'], unique=False)
         batch_op.create_index('ix_contact_workspace_id', ['workspace_id', 'id'], unique=False)
 
+    op.create_table('erased_identity',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('digest', sa.String(length=64), nullable=False),
+    sa.Column('erased_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_erased_identity_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', 'digest', name=op.f('pk_erased_identity'))
+    )
     op.create_table('import_job',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -469,6 +476,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_import_job_workspace_id'))
 
     op.drop_table('import_job')
+    op.drop_table('erased_identity')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index('ix_contact_workspace_id')
         batch_op.drop_index('ix_contact_workspace_created')
