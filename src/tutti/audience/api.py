@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from tutti.audience import attributes as attrs
 from tutti.audience import commerce, consent, contacts, events, privacy, profiles, tags
-from tutti.audience.models import IDENTITY_KINDS, Contact, Event, Tag
+from tutti.audience.models import IDENTITY_KINDS, Contact, Tag
 from tutti.audience.schemas import (
     AttributeIn,
     AttributeList,
@@ -237,16 +237,13 @@ def record_event(contact_id: IdPath, body: EventIn, response: Response, ctx: Api
     """Record an event of the contact (201); repeating a message_id changes nothing (200). Permission: contacts.write."""
     live = _live_id(db, ctx, contact_id)
     at = body.occurred_at or utcnow()
-    # asked before inserting: insert_ignore's rowcount is -1 on PostgreSQL executemany, so it cannot tell
-    seen = body.message_id is not None and db.scalar(
-        select(Event.id).where(Event.workspace_id == ctx.workspace_id, Event.message_id == body.message_id)) is not None
-    if seen:
-        response.status_code = 200
-        return {"recorded": False, "message_id": body.message_id}
     with fields_as(lambda f: "name" if f == "event" else f):
-        events.record(db, workspace_id=ctx.workspace_id, events=[events.NewEvent(
+        new = events.record(db, workspace_id=ctx.workspace_id, events=[events.NewEvent(
             contact_id=live, name=body.name, occurred_at=at, properties=body.properties, kind=body.kind, source="api",
             message_id=body.message_id, context=body.context)])
+    if not new:  # this message_id was recorded before
+        response.status_code = 200
+        return {"recorded": False, "message_id": body.message_id}
     contacts.touch(db, contact_ids=[live], at=min(at, utcnow()))
     return {"recorded": True, "message_id": body.message_id}
 
