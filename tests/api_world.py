@@ -7,6 +7,7 @@ on purpose: identities are unique per workspace, never across them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -19,6 +20,7 @@ from tutti.platform.db import Database, utcnow
 from tutti.platform.models import Workspace
 
 ACTOR = Actor.cli()
+
 SHARED_EMAIL = "shared@example.com"
 
 
@@ -38,6 +40,7 @@ class Seed:
     import_id: int | None = None
     keys: dict[str, str] = field(default_factory=dict)  # role -> key
     counter: int = 0
+    parts: dict[str, object] = field(default_factory=dict)  # what each part's SEEDERS added (ids by name)
 
     def fresh_contact(self, **identities) -> int:
         self.counter += 1
@@ -77,10 +80,49 @@ class Seed:
         return self.keys[role]
 
 
+# The kinds of tenancy case (see tests/test_tenancy.py); here so each part's api_cases can use them.
+Build = Callable[[Seed, Seed], "str | tuple[str, dict | None]"]
+Check = Callable[[object, Seed, Seed], None]
+
+
+@dataclass
+class Case:
+    kind: str  # foreign, listing, write
+    builds: tuple[Build, ...]
+    check: Check | None = None
+    files: bool = False  # multipart upload instead of JSON
+
+
+def foreign(*builds: Build) -> Case:
+    return Case("foreign", builds)
+
+
+def listing(*builds: Build, check: Check | None = None) -> Case:
+    return Case("listing", builds, check)
+
+
+def write(build: Build, check: Check | None = None, files: bool = False) -> Case:
+    return Case("write", (build,), check, files)
+
+
 MEMBERS_CSV = "email,name\n{marker}-imported@example.com,{marker} imported\n"
 
 
+# Each part's tests/<part>/api_cases.py appends a seeder: (database, seed) -> None that adds one of each
+# of its things to the workspace and notes their ids in seed.parts.
+SEEDERS: list = []
+
+
 def seed(database: Database, marker: str) -> Seed:
+    import tests.part_cases  # noqa: F401 - registers the parts' seeders
+
+    made = _seed_audience(database, marker)
+    for seeder in SEEDERS:
+        seeder(database, made)
+    return made
+
+
+def _seed_audience(database: Database, marker: str) -> Seed:
     with database.session() as db:
         workspace = workspaces.create_workspace(db, name=f"{marker} shop")
         wid = workspace.id

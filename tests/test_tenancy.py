@@ -16,37 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import pytest
 
-from tests.api_world import SHARED_EMAIL, Seed, api_routes, seed, snapshot
+from tests.api_world import SHARED_EMAIL, Seed, api_routes, foreign, listing, seed, snapshot, write
 from tests.conftest import bearer
 
-Build = Callable[[Seed, Seed], "str | tuple[str, dict | None]"]
-Check = Callable[[object, Seed, Seed], None]
-MEMBERS_CSV = b"email,name\nnew-person@example.com,New Person\n"
-
-
-@dataclass
-class Case:
-    kind: str  # foreign, listing, write
-    builds: tuple[Build, ...]
-    check: Check | None = None
-    files: bool = False  # multipart upload instead of JSON
-
-
-def foreign(*builds: Build) -> Case:
-    return Case("foreign", builds)
-
-
-def listing(*builds: Build, check: Check | None = None) -> Case:
-    return Case("listing", builds, check)
-
-
-def write(build: Build, check: Check | None = None, files: bool = False) -> Case:
-    return Case("write", (build,), check, files)
+UPLOAD_CSV = b"email,name\nnew-person@example.com,New Person\n"
 
 
 def _same_contact(response, mine: Seed, theirs: Seed) -> None:
@@ -128,6 +104,15 @@ CASES: dict[tuple[str, str], Case] = {
 }
 
 
+def _part_cases() -> dict:
+    from tests import part_cases
+
+    return part_cases.TENANCY
+
+
+CASES.update(_part_cases())
+
+
 def test_every_api_route_has_a_tenancy_case(app):
     missing = [f"no tenancy case for {method} {path}" for method, path in api_routes(app) if (method, path) not in CASES]
     assert not missing, "\n".join(missing)
@@ -138,7 +123,7 @@ def test_every_api_route_has_a_tenancy_case(app):
 def _request(client, method: str, built, key: str, files: bool = False):
     url, body = built if isinstance(built, tuple) else (built, None)
     if files:
-        return client.request(method, url, headers=bearer(key), files={"file": ("members.csv", MEMBERS_CSV, "text/csv")},
+        return client.request(method, url, headers=bearer(key), files={"file": ("members.csv", UPLOAD_CSV, "text/csv")},
                               data={"kind": "members"})
     return client.request(method, url, headers=bearer(key), json=body)
 

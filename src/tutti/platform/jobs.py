@@ -80,7 +80,10 @@ def tick() -> None:
 
 def load_tasks() -> None:
     """Import every part's jobs module so its tasks are registered with huey."""
-    import tutti.audience.jobs  # noqa: F401
+    import tutti.audience.jobs
+    import tutti.channels.jobs
+    import tutti.converse.jobs
+    import tutti.reach.jobs  # noqa: F401
 
 
 def pending_count() -> int:

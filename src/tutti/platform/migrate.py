@@ -13,8 +13,11 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 def all_metadata() -> MetaData:
     """The metadata of every part's tables (importing the models registers them)."""
-    import tutti.audience.models  # noqa: F401
-    import tutti.platform.models  # noqa: F401
+    import tutti.audience.models
+    import tutti.channels.models
+    import tutti.converse.models
+    import tutti.platform.models
+    import tutti.reach.models  # noqa: F401
     from tutti.platform.db import Base
 
     return Base.metadata

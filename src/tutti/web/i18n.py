@@ -18,7 +18,11 @@ LOCALES_DIR = Path(__file__).parent / "locales"
 
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    return json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    """The shared file plus each part's own (locales/<part>/<locale>.json), so parts never edit one file."""
+    merged = json.loads((LOCALES_DIR / f"{locale}.json").read_text(encoding="utf-8"))
+    for part_file in sorted(LOCALES_DIR.glob(f"*/{locale}.json")):
+        merged.update(json.loads(part_file.read_text(encoding="utf-8")))
+    return merged
 
 
 def translate(locale: str, key: str, **kwargs) -> str:

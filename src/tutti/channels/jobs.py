@@ -1,0 +1,1 @@
+"""Background work of channels: importing this module registers its huey tasks."""

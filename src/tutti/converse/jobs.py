@@ -1,0 +1,1 @@
+"""Background work of converse: importing this module registers its huey tasks."""

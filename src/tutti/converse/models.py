@@ -1,0 +1,1 @@
+"""The tables of converse: importing this module registers all of them (migrations and tests rely on it)."""

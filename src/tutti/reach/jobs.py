@@ -1,0 +1,1 @@
+"""Background work of reach: importing this module registers its huey tasks."""
