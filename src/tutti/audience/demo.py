@@ -290,6 +290,11 @@ def build(
     steps["members.commits"] = totals.commit_seconds
     steps["members"] = time.perf_counter() - started
 
+    for part, build_part in _part_builders():
+        started = time.perf_counter()
+        build_part(database, workspace_id=workspace_id, seed=seed, today=brand.today, contacts=contacts, report=report)
+        steps[part] = time.perf_counter() - started
+
     started = time.perf_counter()
     report(STEP_LABELS["finish"], 0, 1)
     with database.session() as db:
@@ -308,6 +313,24 @@ def build(
     steps["finish"] = time.perf_counter() - started
     return DemoInfo(workspace_id, WORKSPACE_NAME, OWNER_EMAIL, password, contacts, seed, created=True, rows=rows,
                     table_seconds=table_seconds, step_seconds=steps, generate_seconds=generate_seconds)
+
+
+def _part_builders():
+    """Each part's demo content (channels wired to the LINE emulator, segments, campaigns, the knowledge base,
+    conversations): `tutti.<part>.demo.build_demo(database, *, workspace_id, seed, today, contacts, report)`,
+    run after the members and orders exist."""
+    import importlib
+
+    builders = []
+    for part in ("channels", "reach", "converse"):
+        try:
+            module = importlib.import_module(f"tutti.{part}.demo")
+        except ModuleNotFoundError as error:
+            if error.name != f"tutti.{part}.demo":
+                raise
+            continue
+        builders.append((part, module.build_demo))
+    return builders
 
 
 # --- writing ----------------------------------------------------------------------------------------------------
