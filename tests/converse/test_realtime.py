@@ -50,10 +50,17 @@ async def _collect(subscription, count, timeout=5.0):
 
 def test_publish_from_worker_threads_reaches_asyncio_subscribers(embedded):
     async def scenario():
-        async with realtime.subscribe(1) as everything, realtime.subscribe(1, conversation_id=7) as one, \
-                realtime.subscribe(2) as other_workspace:
-            threads = [threading.Thread(target=realtime.publish, args=(1, {"type": "message", "conversation_id": cid, "n": n}))
-                       for n, cid in enumerate([7, 8, 7, 9])]
+        async with (
+            realtime.subscribe(1) as everything,
+            realtime.subscribe(1, conversation_id=7) as one,
+            realtime.subscribe(2) as other_workspace,
+        ):
+            threads = [
+                threading.Thread(
+                    target=realtime.publish, args=(1, {"type": "message", "conversation_id": cid, "n": n})
+                )
+                for n, cid in enumerate([7, 8, 7, 9])
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -79,6 +86,7 @@ def test_subscribers_on_two_loops_and_sync_publish(embedded):
             async with realtime.subscribe(5) as events:
                 ready.wait()
                 results[name] = await _collect(events, 1)
+
         asyncio.run(scenario())
 
     ready = threading.Event()
@@ -92,7 +100,9 @@ def test_subscribers_on_two_loops_and_sync_publish(embedded):
     ready.set()
     for thread in threads:
         thread.join(5)
-    assert results == {name: [{"type": "conversation", "conversation_id": 1, "status": "resolved"}] for name in "ab"}
+    assert results == {
+        name: [{"type": "conversation", "conversation_id": 1, "status": "resolved"}] for name in "ab"
+    }
 
 
 def test_slow_subscriber_is_told_to_resync_instead_of_growing(embedded, monkeypatch):
@@ -127,12 +137,19 @@ def test_redis_shares_events_between_processes(on_redis):
     async def scenario():
         async with realtime.subscribe(11, conversation_id=4) as events, realtime.subscribe(12) as other:
             # another process (a second `tutti serve`, or `tutti worker`) publishes
-            subprocess.run([sys.executable, "-c", _PUBLISHER, REDIS_URL, on_redis, "11"], check=True, timeout=30,
-                           env={**os.environ, "PYTHONPATH": SOURCE})
+            await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-c", _PUBLISHER, REDIS_URL, on_redis, "11"],
+                check=True,
+                timeout=30,
+                env={**os.environ, "PYTHONPATH": SOURCE},
+            )
             got = await _collect(events, 1, timeout=10)
             assert await other.get(0.3) is None
             # and this process's publish goes through Redis too, from a thread
-            await asyncio.to_thread(realtime.publish, 11, {"type": "message", "conversation_id": 4, "text": "local"})
+            await asyncio.to_thread(
+                realtime.publish, 11, {"type": "message", "conversation_id": 4, "text": "local"}
+            )
             got += await _collect(events, 1, timeout=10)
             return got
 

@@ -23,11 +23,12 @@ Two transports, chosen by TUTTI_QUEUE_URL:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Self
 
 log = logging.getLogger("tutti.realtime")
 
@@ -55,7 +56,11 @@ def _settings() -> tuple[str | None, str]:
         from tutti.platform.config import get_settings
 
         settings = get_settings()
-        url = settings.queue_url if settings.queue_url and settings.queue_url.startswith(("redis://", "rediss://")) else None
+        url = (
+            settings.queue_url
+            if settings.queue_url and settings.queue_url.startswith(("redis://", "rediss://"))
+            else None
+        )
         _config.update(redis_url=url, prefix=settings.queue_name)
     return _config["redis_url"], _config["prefix"]
 
@@ -85,7 +90,7 @@ def publish(workspace_id: int, event: dict) -> None:
 
             _sync_redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
         _sync_redis.publish(_channel(prefix, workspace_id), data)
-    except Exception:  # noqa: BLE001 - Redis down: the event is lost, the change is committed
+    except Exception:  # Redis down: the event is lost, the change is committed
         log.exception("realtime publish failed", extra={"workspace_id": workspace_id})
 
 
@@ -158,10 +163,10 @@ class Subscription:
         """The next event, or None after `timeout` seconds (for SSE keep-alives)."""
         try:
             return await asyncio.wait_for(self._queue.get(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return None
 
-    async def __aenter__(self) -> Subscription:
+    async def __aenter__(self) -> Self:
         await self.ready()
         return self
 
@@ -230,7 +235,11 @@ class _RedisListener:
                     message = await pubsub.get_message(timeout=30)
                     if message is None or message.get("type") != "pmessage":
                         continue
-                    channel = message["channel"].decode() if isinstance(message["channel"], bytes) else message["channel"]
+                    channel = (
+                        message["channel"].decode()
+                        if isinstance(message["channel"], bytes)
+                        else message["channel"]
+                    )
                     try:
                         workspace_id = int(channel[skip:])
                         event = json.loads(message["data"])
@@ -245,11 +254,9 @@ class _RedisListener:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10)
             finally:
-                try:
+                with contextlib.suppress(Exception):  # closing a broken connection may fail too
                     await pubsub.aclose()
                     await client.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
 
 
 def _listener_for(loop: asyncio.AbstractEventLoop, url: str, prefix: str) -> _RedisListener:
