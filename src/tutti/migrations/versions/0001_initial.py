@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 05:48:34.606477
+Create Date: 2026-11-25 06:15:03.124729
 """
 
 from alembic import op
@@ -52,6 +52,13 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_workspace')),
     sa.UniqueConstraint('slug', name=op.f('uq_workspace_slug')),
     sa.UniqueConstraint('write_key', name=op.f('uq_workspace_write_key'))
+    )
+    op.create_table('agent_config',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('settings', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_agent_config_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_agent_config'))
     )
     op.create_table('api_key',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -113,6 +120,78 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('browser_session', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_browser_session_user_id'), ['user_id'], unique=False)
+
+    op.create_table('campaign',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('audience', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('channel_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('holdout_percent', sa.Float(), nullable=False),
+    sa.Column('scheduled_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('quiet_hours', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('frequency_cap', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('attribution_days', sa.Integer(), nullable=False),
+    sa.Column('costs', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('key_namespace', sa.String(length=32), nullable=False),
+    sa.Column('recipients_count', sa.Integer(), nullable=False),
+    sa.Column('holdout_count', sa.Integer(), nullable=False),
+    sa.Column('deliveries_count', sa.Integer(), nullable=False),
+    sa.Column('sent_count', sa.Integer(), nullable=False),
+    sa.Column('failed_count', sa.Integer(), nullable=False),
+    sa.Column('cancelled_count', sa.Integer(), nullable=False),
+    sa.Column('skipped', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('waiting', sa.String(length=32), nullable=True),
+    sa.Column('message', sa.Text(), nullable=True),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('snapshot_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('started_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('heartbeat_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('finished_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['created_by'], ['user_account.id'], name=op.f('fk_campaign_created_by_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_campaign_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_campaign'))
+    )
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.create_index('ix_campaign_status', ['status'], unique=False)
+        batch_op.create_index('ix_campaign_workspace_id', ['workspace_id', 'id'], unique=False)
+
+    op.create_table('canned_response',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('shortcut', sa.String(length=40), nullable=False),
+    sa.Column('text_zh', sa.Text(), nullable=False),
+    sa.Column('text_en', sa.Text(), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_canned_response_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_canned_response')),
+    sa.UniqueConstraint('workspace_id', 'shortcut', name=op.f('uq_canned_response_workspace_id_shortcut'))
+    )
+    op.create_table('channel',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('config', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('credentials', sa.Text(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('status_detail', sa.String(length=500), nullable=True),
+    sa.Column('bot_user_id', sa.String(length=64), nullable=True),
+    sa.Column('basic_id', sa.String(length=64), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_tested_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_channel_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_channel'))
+    )
+    with op.batch_alter_table('channel', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_workspace_kind', ['workspace_id', 'kind'], unique=False)
 
     op.create_table('contact',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -219,6 +298,14 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_membership_workspace_id_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', 'user_id', name=op.f('pk_membership'))
     )
+    op.create_table('message_key',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('external_id', sa.String(length=128), nullable=False),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_message_key_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', 'channel', 'external_id', name=op.f('pk_message_key'))
+    )
     op.create_table('product',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -250,6 +337,50 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tag')),
     sa.UniqueConstraint('workspace_id', 'name', name=op.f('uq_tag_workspace_id_name'))
     )
+    op.create_table('team',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('assignment', sa.String(length=16), nullable=False),
+    sa.Column('business_hours', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('out_of_hours_message', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('is_default', sa.Boolean(), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_team_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_team')),
+    sa.UniqueConstraint('workspace_id', 'name', name=op.f('uq_team_workspace_id_name'))
+    )
+    op.create_table('widget_config',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('public_key', sa.String(length=64), nullable=False),
+    sa.Column('secret', sa.String(length=128), nullable=False),
+    sa.Column('allowed_origins', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('color', sa.String(length=16), nullable=False),
+    sa.Column('title', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('greeting', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('require_identity', sa.Boolean(), nullable=False),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_widget_config_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_widget_config')),
+    sa.UniqueConstraint('public_key', name=op.f('uq_widget_config_public_key')),
+    sa.UniqueConstraint('workspace_id', name=op.f('uq_widget_config_workspace_id'))
+    )
+    op.create_table('channel_inbound_event',
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('event_id', sa.String(length=64), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('received_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], name=op.f('fk_channel_inbound_event_channel_id_channel'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_channel_inbound_event_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('channel_id', 'event_id', name=op.f('pk_channel_inbound_event'))
+    )
+    with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_channel_inbound_event_workspace_id'), ['workspace_id'], unique=False)
+
     op.create_table('consent',
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('channel', sa.String(length=8), nullable=False),
@@ -309,6 +440,46 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('contact_tag', schema=None) as batch_op:
         batch_op.create_index('ix_contact_tag_workspace_tag', ['workspace_id', 'tag_id'], unique=False)
+
+    op.create_table('conversation',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('assignee_user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('subject', sa.String(length=300), nullable=True),
+    sa.Column('topic', sa.String(length=100), nullable=True),
+    sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=True),
+    sa.Column('pending_action', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_customer_message_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_response_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_human_response_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handed_off_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reopened_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('reopened_count', sa.Integer(), nullable=False),
+    sa.Column('handled_by_bot_only', sa.Boolean(), nullable=False),
+    sa.Column('last_message_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('follow_up_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('csat_score', sa.Integer(), nullable=True),
+    sa.Column('csat_comment', sa.Text(), nullable=True),
+    sa.Column('csat_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['assignee_user_id'], ['user_account.id'], name=op.f('fk_conversation_assignee_user_id_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_conversation_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['team_id'], ['team.id'], name=op.f('fk_conversation_team_id_team'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_conversation_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversation'))
+    )
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.create_index('ix_conversation_assignee', ['workspace_id', 'assignee_user_id', 'status'], unique=False)
+        batch_op.create_index('ix_conversation_contact', ['workspace_id', 'contact_id', 'channel'], unique=False)
+        batch_op.create_index('ix_conversation_created', ['workspace_id', 'created_at'], unique=False)
+        batch_op.create_index('ix_conversation_queue', ['workspace_id', 'status', 'last_message_at'], unique=False)
 
     op.create_table('event',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -390,6 +561,127 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_tag_application_contact_id'), ['contact_id'], unique=False)
         batch_op.create_index('ix_tag_application_tag_at', ['workspace_id', 'tag_id', 'applied_at'], unique=False)
 
+    op.create_table('team_member',
+    sa.Column('team_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('online', sa.Boolean(), nullable=False),
+    sa.Column('last_assigned_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['team_id'], ['team.id'], name=op.f('fk_team_member_team_id_team'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_team_member_user_id_user_account'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_team_member_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('team_id', 'user_id', name=op.f('pk_team_member'))
+    )
+    with op.batch_alter_table('team_member', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_team_member_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('variant',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=100), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('split_percent', sa.Float(), nullable=False),
+    sa.Column('template_ids', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('content', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_variant_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_variant_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_variant'))
+    )
+    with op.batch_alter_table('variant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_variant_campaign_id'), ['campaign_id'], unique=False)
+
+    op.create_table('agent_decision',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('conversation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('message_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('action', sa.String(length=16), nullable=False),
+    sa.Column('knowledge_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('confidence', sa.Float(), nullable=True),
+    sa.Column('reason', sa.String(length=300), nullable=False),
+    sa.Column('tool', sa.String(length=40), nullable=True),
+    sa.Column('handoff_reason', sa.String(length=40), nullable=True),
+    sa.Column('detail', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('latency_ms', sa.Float(), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_agent_decision_conversation_id_conversation'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_agent_decision_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_decision'))
+    )
+    with op.batch_alter_table('agent_decision', schema=None) as batch_op:
+        batch_op.create_index('ix_agent_decision_conversation', ['conversation_id', 'id'], unique=False)
+        batch_op.create_index('ix_agent_decision_workspace_time', ['workspace_id', 'created_at'], unique=False)
+
+    op.create_table('campaign_recipient',
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('is_holdout', sa.Boolean(), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_campaign_recipient_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_campaign_recipient_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['variant_id'], ['variant.id'], name=op.f('fk_campaign_recipient_variant_id_variant'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_campaign_recipient_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('campaign_id', 'contact_id', name=op.f('pk_campaign_recipient'))
+    )
+    with op.batch_alter_table('campaign_recipient', schema=None) as batch_op:
+        batch_op.create_index('ix_campaign_recipient_contact', ['workspace_id', 'contact_id'], unique=False)
+
+    op.create_table('delivery',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('address', sa.String(length=320), nullable=False),
+    sa.Column('key', sa.String(length=36), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('batch_key', sa.String(length=36), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('not_before', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('error_code', sa.String(length=32), nullable=True),
+    sa.Column('error_reason', sa.Text(), nullable=True),
+    sa.Column('provider_id', sa.String(length=200), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_delivery_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_delivery_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['variant_id'], ['variant.id'], name=op.f('fk_delivery_variant_id_variant'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_delivery_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_delivery')),
+    sa.UniqueConstraint('key', name=op.f('uq_delivery_key'))
+    )
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.create_index('ix_delivery_batch', ['batch_key'], unique=False)
+        batch_op.create_index('ix_delivery_campaign_status', ['campaign_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_delivery_contact_created', ['workspace_id', 'contact_id', 'created_at'], unique=False)
+
+    op.create_table('message',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('conversation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('author', sa.String(length=8), nullable=False),
+    sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('kind', sa.String(length=8), nullable=False),
+    sa.Column('text', sa.Text(), nullable=True),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('external_id', sa.String(length=128), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversation.id'], name=op.f('fk_message_conversation_id_conversation'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['user_id'], ['user_account.id'], name=op.f('fk_message_user_id_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_message_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_message'))
+    )
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.create_index('ix_message_conversation', ['conversation_id', 'id'], unique=False)
+        batch_op.create_index('ix_message_external', ['workspace_id', 'channel', 'external_id'], unique=False)
+        batch_op.create_index('ix_message_workspace_time', ['workspace_id', 'created_at'], unique=False)
+
     op.create_table('order_line',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -420,6 +712,35 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_order_line_order_id'))
 
     op.drop_table('order_line')
+    with op.batch_alter_table('message', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_workspace_time')
+        batch_op.drop_index('ix_message_external')
+        batch_op.drop_index('ix_message_conversation')
+
+    op.drop_table('message')
+    with op.batch_alter_table('delivery', schema=None) as batch_op:
+        batch_op.drop_index('ix_delivery_contact_created')
+        batch_op.drop_index('ix_delivery_campaign_status')
+        batch_op.drop_index('ix_delivery_batch')
+
+    op.drop_table('delivery')
+    with op.batch_alter_table('campaign_recipient', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaign_recipient_contact')
+
+    op.drop_table('campaign_recipient')
+    with op.batch_alter_table('agent_decision', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_decision_workspace_time')
+        batch_op.drop_index('ix_agent_decision_conversation')
+
+    op.drop_table('agent_decision')
+    with op.batch_alter_table('variant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_variant_campaign_id'))
+
+    op.drop_table('variant')
+    with op.batch_alter_table('team_member', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_team_member_workspace_id'))
+
+    op.drop_table('team_member')
     with op.batch_alter_table('tag_application', schema=None) as batch_op:
         batch_op.drop_index('ix_tag_application_tag_at')
         batch_op.drop_index(batch_op.f('ix_tag_application_contact_id'))
@@ -440,6 +761,13 @@ def downgrade() -> None:
         batch_op.drop_index('ix_event_contact_time')
 
     op.drop_table('event')
+    with op.batch_alter_table('conversation', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversation_queue')
+        batch_op.drop_index('ix_conversation_created')
+        batch_op.drop_index('ix_conversation_contact')
+        batch_op.drop_index('ix_conversation_assignee')
+
+    op.drop_table('conversation')
     with op.batch_alter_table('contact_tag', schema=None) as batch_op:
         batch_op.drop_index('ix_contact_tag_workspace_tag')
 
@@ -457,11 +785,18 @@ def downgrade() -> None:
         batch_op.drop_index('ix_consent_workspace_channel_status')
 
     op.drop_table('consent')
+    with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_channel_inbound_event_workspace_id'))
+
+    op.drop_table('channel_inbound_event')
+    op.drop_table('widget_config')
+    op.drop_table('team')
     op.drop_table('tag')
     with op.batch_alter_table('product', schema=None) as batch_op:
         batch_op.drop_index('ix_product_category')
 
     op.drop_table('product')
+    op.drop_table('message_key')
     op.drop_table('membership')
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_workspace_id'))
@@ -482,6 +817,16 @@ def downgrade() -> None:
         batch_op.drop_index('ix_contact_workspace_created')
 
     op.drop_table('contact')
+    with op.batch_alter_table('channel', schema=None) as batch_op:
+        batch_op.drop_index('ix_channel_workspace_kind')
+
+    op.drop_table('channel')
+    op.drop_table('canned_response')
+    with op.batch_alter_table('campaign', schema=None) as batch_op:
+        batch_op.drop_index('ix_campaign_workspace_id')
+        batch_op.drop_index('ix_campaign_status')
+
+    op.drop_table('campaign')
     with op.batch_alter_table('browser_session', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_browser_session_user_id'))
 
@@ -495,6 +840,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_api_key_workspace_id'))
 
     op.drop_table('api_key')
+    op.drop_table('agent_config')
     op.drop_table('workspace')
     op.drop_table('user_account')
     with op.batch_alter_table('login_failure', schema=None) as batch_op:
