@@ -1,0 +1,124 @@
+"""Checks the demo knowledge base and its eval sets (run: python evals/check_kb_data.py).
+
+JSON per line, required fields, unique ids, 4-8 distinct phrasings per item, every expected id exists,
+no test or validation question equals a stored phrasing after normalising (NFKC, case, spaces and
+punctuation), the test and validation sets are disjoint, and counts per kind and language. Exits 1 on
+any problem, so a data edit that breaks the eval's premise is caught before the eval runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import unicodedata
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
+SETS = {"test": ROOT / "evals/data/knowledge_questions.jsonl", "validation": ROOT / "evals/data/knowledge_validation.jsonl"}
+LANGUAGES = {"zh-TW", "en", "both"}
+TEAMS = {"support", "sales", "billing"}
+KINDS = {"in_scope", "out_of_scope", "cross_lingual"}
+
+
+def norm(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return "".join(c for c in text if not (c.isspace() or unicodedata.category(c)[0] in "PS"))
+
+
+def read_jsonl(path: Path, problems: list[str]) -> list[dict]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(f"{path.name}:{n}: not JSON ({error})")
+            continue
+        if not isinstance(row, dict):
+            problems.append(f"{path.name}:{n}: not an object")
+            continue
+        row["_line"] = n
+        rows.append(row)
+    return rows
+
+
+def check_faq(problems: list[str]) -> dict[str, dict]:
+    items: dict[str, dict] = {}
+    for row in read_jsonl(FAQ, problems):
+        where = f"faq.jsonl:{row['_line']}"
+        for key in ("id", "title", "answer", "language", "topic", "team", "questions"):
+            if not row.get(key):
+                problems.append(f"{where}: missing {key}")
+        if row.get("id") in items:
+            problems.append(f"{where}: duplicate id {row['id']}")
+        if row.get("language") not in LANGUAGES:
+            problems.append(f"{where}: language {row.get('language')!r}")
+        if row.get("team") not in TEAMS:
+            problems.append(f"{where}: team {row.get('team')!r}")
+        questions = row.get("questions") or []
+        if not 4 <= len(questions) <= 8:
+            problems.append(f"{where}: {len(questions)} phrasings (want 4-8)")
+        if len({norm(q) for q in questions}) != len(questions):
+            problems.append(f"{where}: repeated phrasing")
+        items[row.get("id")] = row
+    owner: dict[str, str] = {}
+    for item_id, row in items.items():
+        for q in row.get("questions", []):
+            other = owner.setdefault(norm(q), item_id)
+            if other != item_id:
+                problems.append(f"phrasing {q!r} is in both {other} and {item_id}")
+    return items
+
+
+def check_set(name: str, path: Path, items: dict[str, dict], stored: set[str], problems: list[str]) -> list[dict]:
+    rows = read_jsonl(path, problems)
+    seen: set[str] = set()
+    for row in rows:
+        where = f"{path.name}:{row['_line']}"
+        q, kind, expected = row.get("question"), row.get("kind"), row.get("expected", "missing")
+        if not q or kind not in KINDS or expected == "missing" or not row.get("language"):
+            problems.append(f"{where}: needs question, kind, expected, language")
+            continue
+        if (kind == "out_of_scope") != (expected is None):
+            problems.append(f"{where}: kind {kind} with expected {expected!r}")
+        if expected is not None and expected not in items:
+            problems.append(f"{where}: expected {expected!r} is not an item")
+        if norm(q) in stored:
+            problems.append(f"{where}: copies a stored phrasing: {q!r}")
+        if norm(q) in seen:
+            problems.append(f"{where}: repeated question {q!r}")
+        seen.add(norm(q))
+        if kind == "cross_lingual" and expected in items:
+            item_lang, q_lang = items[expected]["language"], row["language"]
+            if item_lang == "both" or item_lang == q_lang:
+                problems.append(f"{where}: cross_lingual but item {expected} is {item_lang} and question {q_lang}")
+    return rows
+
+
+def main() -> int:
+    problems: list[str] = []
+    items = check_faq(problems)
+    stored = {norm(q) for row in items.values() for q in row.get("questions", [])}
+    sets = {name: check_set(name, path, items, stored, problems) for name, path in SETS.items() if path.exists()}
+    if "test" in sets and "validation" in sets:
+        overlap = {norm(r["question"]) for r in sets["test"]} & {norm(r["question"]) for r in sets["validation"]}
+        for q in sorted(overlap):
+            problems.append(f"in both test and validation: {q!r}")
+    print(json.dumps({"items": len(items), "phrasings": sum(len(r.get("questions", [])) for r in items.values()),
+                      "by_language": Counter(r.get("language") for r in items.values()),
+                      "by_topic": Counter(r.get("topic") for r in items.values())}, ensure_ascii=False))
+    for name, rows in sets.items():
+        covered = {r["expected"] for r in rows if r.get("expected")}
+        print(json.dumps({"set": name, "questions": len(rows), "by_kind": Counter(r.get("kind") for r in rows),
+                          "by_language": Counter(r.get("language") for r in rows),
+                          "items_covered": len(covered), "items_total": len(items)}, ensure_ascii=False))
+    for p in problems:
+        print("PROBLEM", p)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
