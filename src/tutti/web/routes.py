@@ -28,3 +28,7 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import import_ui
 
     app.include_router(import_ui.router)
+    from tutti.converse.widget import api as widget_api
+
+    widget_api.install(app)  # CORS per widget key for /widget/api/…
+    app.include_router(widget_api.router)  # /widget.js and the widget's public endpoints

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 06:15:03.124729
+Create Date: 2026-11-25 06:17:20.411897
 """
 
 from alembic import op
@@ -223,6 +223,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_erased_identity_workspace_id_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', 'digest', name=op.f('pk_erased_identity'))
     )
+    op.create_table('event_count_watermark',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('last_event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_event_count_watermark_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_event_count_watermark'))
+    )
     op.create_table('import_job',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -289,6 +296,18 @@ def upgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitation_workspace_id'), ['workspace_id'], unique=False)
 
+    op.create_table('link',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_link_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_link')),
+    sa.UniqueConstraint('workspace_id', 'campaign_id', 'variant_id', 'position', name=op.f('uq_link_workspace_id_campaign_id_variant_id_position'))
+    )
     op.create_table('membership',
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('user_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -327,6 +346,23 @@ def upgrade() -> None:
     with op.batch_alter_table('product', schema=None) as batch_op:
         batch_op.create_index('ix_product_category', ['workspace_id', 'category'], unique=False)
 
+    op.create_table('segment',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('description', sa.String(length=1000), nullable=False),
+    sa.Column('rules', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('refresh_minutes', sa.Integer(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=True),
+    sa.Column('refreshed_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_by', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['created_by'], ['user_account.id'], name=op.f('fk_segment_created_by_user_account'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_segment_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_segment')),
+    sa.UniqueConstraint('workspace_id', 'name', name=op.f('uq_segment_workspace_id_name'))
+    )
     op.create_table('tag',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -350,6 +386,20 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_team')),
     sa.UniqueConstraint('workspace_id', 'name', name=op.f('uq_team_workspace_id_name'))
     )
+    op.create_table('template',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('channel', sa.String(length=8), nullable=False),
+    sa.Column('content', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_template_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_template'))
+    )
+    with op.batch_alter_table('template', schema=None) as batch_op:
+        batch_op.create_index('ix_template_workspace_name', ['workspace_id', 'name'], unique=False)
+
     op.create_table('widget_config',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -380,6 +430,25 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_channel_inbound_event_workspace_id'), ['workspace_id'], unique=False)
+
+    op.create_table('click',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('link_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('clicked_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_click_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['link_id'], ['link.id'], name=op.f('fk_click_link_id_link'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_click_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_click'))
+    )
+    with op.batch_alter_table('click', schema=None) as batch_op:
+        batch_op.create_index('ix_click_campaign_time', ['workspace_id', 'campaign_id', 'clicked_at'], unique=False)
+        batch_op.create_index('ix_click_contact_time', ['workspace_id', 'contact_id', 'clicked_at'], unique=False)
 
     op.create_table('consent',
     sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -503,6 +572,19 @@ def upgrade() -> None:
         batch_op.create_index('ix_event_name_time', ['workspace_id', 'name', 'occurred_at'], unique=False)
         batch_op.create_index('ix_event_workspace_time', ['workspace_id', 'occurred_at'], unique=False)
 
+    op.create_table('event_daily_count',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_event_daily_count_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_event_daily_count_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', 'contact_id', 'name', 'day', name=op.f('pk_event_daily_count'))
+    )
+    with op.batch_alter_table('event_daily_count', schema=None) as batch_op:
+        batch_op.create_index('ix_event_daily_count_name_day', ['workspace_id', 'name', 'day', 'contact_id', 'n'], unique=False)
+
     op.create_table('identity',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -518,6 +600,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('identity', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identity_contact_id'), ['contact_id'], unique=False)
+
+    op.create_table('message_open',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('opened_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_message_open_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_message_open_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_message_open'))
+    )
+    with op.batch_alter_table('message_open', schema=None) as batch_op:
+        batch_op.create_index('ix_message_open_campaign_time', ['workspace_id', 'campaign_id', 'opened_at'], unique=False)
 
     op.create_table('orders',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -544,6 +641,36 @@ def upgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index('ix_orders_contact_time', ['workspace_id', 'contact_id', 'placed_at'], unique=False)
         batch_op.create_index('ix_orders_workspace_time', ['workspace_id', 'placed_at'], unique=False)
+
+    op.create_table('segment_member',
+    sa.Column('segment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('since', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_segment_member_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['segment_id'], ['segment.id'], name=op.f('fk_segment_member_segment_id_segment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_segment_member_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('segment_id', 'contact_id', name=op.f('pk_segment_member'))
+    )
+    with op.batch_alter_table('segment_member', schema=None) as batch_op:
+        batch_op.create_index('ix_segment_member_contact', ['workspace_id', 'contact_id'], unique=False)
+
+    op.create_table('segment_refresh',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('segment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('entered', sa.Integer(), nullable=False),
+    sa.Column('left', sa.Integer(), nullable=False),
+    sa.Column('seconds', sa.Float(), nullable=True),
+    sa.Column('trigger', sa.String(length=16), nullable=False),
+    sa.ForeignKeyConstraint(['segment_id'], ['segment.id'], name=op.f('fk_segment_refresh_segment_id_segment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_segment_refresh_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_refresh'))
+    )
+    with op.batch_alter_table('segment_refresh', schema=None) as batch_op:
+        batch_op.create_index('ix_segment_refresh_segment', ['workspace_id', 'segment_id', 'id'], unique=False)
 
     op.create_table('tag_application',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -629,6 +756,33 @@ def upgrade() -> None:
     with op.batch_alter_table('campaign_recipient', schema=None) as batch_op:
         batch_op.create_index('ix_campaign_recipient_contact', ['workspace_id', 'contact_id'], unique=False)
 
+    op.create_table('conversion',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('campaign_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('variant_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('is_holdout', sa.Boolean(), nullable=False),
+    sa.Column('in_window', sa.Boolean(), nullable=False),
+    sa.Column('attributed', sa.Boolean(), nullable=False),
+    sa.Column('touch', sa.String(length=8), nullable=False),
+    sa.Column('delivery_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('touched_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('converted_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('revenue', sa.Numeric(precision=14, scale=2, asdecimal=False), nullable=False),
+    sa.Column('currency', sa.String(length=3), nullable=False),
+    sa.Column('computed_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_conversion_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_conversion_order_id_orders'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_conversion_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_conversion')),
+    sa.UniqueConstraint('workspace_id', 'campaign_id', 'order_id', name=op.f('uq_conversion_workspace_id_campaign_id_order_id'))
+    )
+    with op.batch_alter_table('conversion', schema=None) as batch_op:
+        batch_op.create_index('ix_conversion_order', ['workspace_id', 'order_id'], unique=False)
+        batch_op.create_index('ix_conversion_time', ['workspace_id', 'converted_at'], unique=False)
+
     op.create_table('delivery',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -640,7 +794,7 @@ def upgrade() -> None:
     sa.Column('address', sa.String(length=320), nullable=False),
     sa.Column('key', sa.String(length=36), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('batch_key', sa.String(length=36), nullable=True),
+    sa.Column('batch_key', sa.String(length=40), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('not_before', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('error_code', sa.String(length=32), nullable=True),
@@ -649,6 +803,7 @@ def upgrade() -> None:
     sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['campaign_id'], ['campaign.id'], name=op.f('fk_delivery_campaign_id_campaign'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], name=op.f('fk_delivery_channel_id_channel'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_delivery_contact_id_contact'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['variant_id'], ['variant.id'], name=op.f('fk_delivery_variant_id_variant'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_delivery_workspace_id_workspace'), ondelete='CASCADE'),
@@ -702,11 +857,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_order_line_order_id'), ['order_id'], unique=False)
         batch_op.create_index('ix_order_line_product', ['workspace_id', 'product_id'], unique=False)
 
+    op.create_table('segment_change',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('segment_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('change', sa.String(length=8), nullable=False),
+    sa.Column('at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('refresh_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_segment_change_contact_id_contact'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['refresh_id'], ['segment_refresh.id'], name=op.f('fk_segment_change_refresh_id_segment_refresh'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['segment_id'], ['segment.id'], name=op.f('fk_segment_change_segment_id_segment'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_segment_change_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_segment_change'))
+    )
+    with op.batch_alter_table('segment_change', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_segment_change_contact_id'), ['contact_id'], unique=False)
+        batch_op.create_index('ix_segment_change_segment', ['workspace_id', 'segment_id', 'id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('segment_change', schema=None) as batch_op:
+        batch_op.drop_index('ix_segment_change_segment')
+        batch_op.drop_index(batch_op.f('ix_segment_change_contact_id'))
+
+    op.drop_table('segment_change')
     with op.batch_alter_table('order_line', schema=None) as batch_op:
         batch_op.drop_index('ix_order_line_product')
         batch_op.drop_index(batch_op.f('ix_order_line_order_id'))
@@ -724,6 +902,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_delivery_batch')
 
     op.drop_table('delivery')
+    with op.batch_alter_table('conversion', schema=None) as batch_op:
+        batch_op.drop_index('ix_conversion_time')
+        batch_op.drop_index('ix_conversion_order')
+
+    op.drop_table('conversion')
     with op.batch_alter_table('campaign_recipient', schema=None) as batch_op:
         batch_op.drop_index('ix_campaign_recipient_contact')
 
@@ -746,15 +929,31 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_tag_application_contact_id'))
 
     op.drop_table('tag_application')
+    with op.batch_alter_table('segment_refresh', schema=None) as batch_op:
+        batch_op.drop_index('ix_segment_refresh_segment')
+
+    op.drop_table('segment_refresh')
+    with op.batch_alter_table('segment_member', schema=None) as batch_op:
+        batch_op.drop_index('ix_segment_member_contact')
+
+    op.drop_table('segment_member')
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_index('ix_orders_workspace_time')
         batch_op.drop_index('ix_orders_contact_time')
 
     op.drop_table('orders')
+    with op.batch_alter_table('message_open', schema=None) as batch_op:
+        batch_op.drop_index('ix_message_open_campaign_time')
+
+    op.drop_table('message_open')
     with op.batch_alter_table('identity', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_contact_id'))
 
     op.drop_table('identity')
+    with op.batch_alter_table('event_daily_count', schema=None) as batch_op:
+        batch_op.drop_index('ix_event_daily_count_name_day')
+
+    op.drop_table('event_daily_count')
     with op.batch_alter_table('event', schema=None) as batch_op:
         batch_op.drop_index('ix_event_workspace_time')
         batch_op.drop_index('ix_event_name_time')
@@ -785,19 +984,30 @@ def downgrade() -> None:
         batch_op.drop_index('ix_consent_workspace_channel_status')
 
     op.drop_table('consent')
+    with op.batch_alter_table('click', schema=None) as batch_op:
+        batch_op.drop_index('ix_click_contact_time')
+        batch_op.drop_index('ix_click_campaign_time')
+
+    op.drop_table('click')
     with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_channel_inbound_event_workspace_id'))
 
     op.drop_table('channel_inbound_event')
     op.drop_table('widget_config')
+    with op.batch_alter_table('template', schema=None) as batch_op:
+        batch_op.drop_index('ix_template_workspace_name')
+
+    op.drop_table('template')
     op.drop_table('team')
     op.drop_table('tag')
+    op.drop_table('segment')
     with op.batch_alter_table('product', schema=None) as batch_op:
         batch_op.drop_index('ix_product_category')
 
     op.drop_table('product')
     op.drop_table('message_key')
     op.drop_table('membership')
+    op.drop_table('link')
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_workspace_id'))
 
@@ -811,6 +1021,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_import_job_workspace_id'))
 
     op.drop_table('import_job')
+    op.drop_table('event_count_watermark')
     op.drop_table('erased_identity')
     with op.batch_alter_table('contact', schema=None) as batch_op:
         batch_op.drop_index('ix_contact_workspace_id')
