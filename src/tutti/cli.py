@@ -241,6 +241,32 @@ def demo(
         serve(host=None, port=None)
 
 
+@app.command("line-emulator")
+def line_emulator(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8001),
+    access_token: str = typer.Option("emulator-channel-access-token", help="accepted channel access token(s), comma-separated"),
+    channel_secret: str = typer.Option("emulator-channel-secret", help="signs the webhooks it sends"),
+    webhook_url: str = typer.Option(None, help="where the phone page sends the customer's messages, e.g. http://127.0.0.1:8000/webhooks/line/1"),
+    rate_push: float = typer.Option(2000.0, help="push requests per second (LINE: 2,000)"),
+    rate_multicast: float = typer.Option(200.0, help="multicast requests per second (LINE: 200)"),
+    rate_reply: float = typer.Option(2000.0, help="reply requests per second"),
+    reply_ttl: float = typer.Option(60.0, help="seconds a reply token stays valid"),
+    allow_http_urls: bool = typer.Option(False, help="accept http:// image URLs (LINE demands https)"),
+    store: str = typer.Option(None, help="append what it receives to this JSONL file (reloaded on start)"),
+) -> None:
+    """Run the LINE Messaging API emulator (LINE's wire format and limits; the customer's phone at /_emulator/phone)."""
+    from tutti.channels import line_emulator as emulator
+
+    config = emulator.Config(
+        access_tokens=tuple(t.strip() for t in access_token.split(",") if t.strip()), channel_secret=channel_secret, webhook_url=webhook_url,
+        rates={"push": rate_push, "multicast": rate_multicast, "reply": rate_reply, "other": 2000.0},
+        reply_ttl=reply_ttl, require_https=not allow_http_urls,
+    )
+    typer.echo(f"LINE emulator on http://{host}:{port}  (phone: http://{host}:{port}/_emulator/phone)")
+    emulator.serve(host=host, port=port, config=config, store=store)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

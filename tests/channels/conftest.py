@@ -1,0 +1,1 @@
+from tests.channels.emulator import line_emulator  # noqa: F401
