@@ -116,3 +116,70 @@ def test_config_validation(database, widget):
         config = service.update_config(db, workspace_id=widget["workspace_id"], color="#112233",
                                        greeting={"zh-TW": "哈囉", "en": "Hello"})
         assert config.color == "#112233" and config.greeting["en"] == "Hello"
+
+
+def _events(lines, count, timeout=20.0):
+    """Read `count` SSE message events from an httpx line iterator."""
+    got, current, deadline = [], {}, time.monotonic() + timeout
+    for line in lines:
+        if line.startswith("id: "):
+            current["id"] = int(line[4:])
+        elif line.startswith("event: "):
+            current["event"] = line[7:]
+        elif line.startswith("data: "):
+            current["data"] = json.loads(line[6:])
+        elif line == "" and current:
+            if current.get("event") == "message":
+                got.append(current)
+            current = {}
+            if len(got) >= count or time.monotonic() > deadline:
+                break
+    return got
+
+
+def test_message_history_and_stream_resume(app, database, widget):
+    from tutti.converse.conversations import service as conversations
+
+    with serving(app) as base:
+        api = f"{base}/widget/api/{widget['key']}"
+        session = httpx.post(f"{api}/session", content=json.dumps({"anonymous_id": ANON})).json()
+        token = session["token"]
+        sent = httpx.post(f"{api}/messages", content=json.dumps({"token": token, "text": "你好,請問營業時間?", "client_id": "abc123xyz"}),
+                          timeout=60)
+        assert sent.status_code == 200, sent.text
+        conversation_id = sent.json()["conversation_id"]
+        again = httpx.post(f"{api}/messages", content=json.dumps({"token": token, "text": "你好,請問營業時間?", "client_id": "abc123xyz"}),
+                           timeout=60)
+        assert again.json()["message"]["id"] == sent.json()["message"]["id"]  # a retried send is stored once
+        history = httpx.get(f"{api}/messages", params={"token": token}).json()["messages"]
+        assert history[0]["author"] == "customer" and len(history) >= 2  # the bot answered or handed off
+        assert all(m["kind"] not in ("note", "event") for m in history)
+        first_id = history[0]["id"]
+
+        received = {}
+
+        def listen():
+            with httpx.stream("GET", f"{api}/stream", params={"token": token, "conversation": conversation_id},
+                              headers={"Last-Event-ID": str(first_id)}, timeout=30) as response:
+                received["type"] = response.headers["content-type"]
+                received["events"] = _events(response.iter_lines(), len(history))
+
+        listener = threading.Thread(target=listen)
+        listener.start()
+        time.sleep(1.0)
+        with database.session() as db:
+            agent_message = conversations.post_agent_message(db, workspace_id=widget["workspace_id"], conversation_id=conversation_id,
+                                                             user_id=None, text="我是客服小林,來幫您")
+            conversations.add_note(db, workspace_id=widget["workspace_id"], conversation_id=conversation_id, user_id=None,
+                                   text="內部備註:不要給客人看")
+        listener.join(30)
+        ids = [e["id"] for e in received["events"]]
+        assert received["type"].startswith("text/event-stream")
+        # resumed after the first message: the rest of the history, then the live agent reply, no note
+        assert ids == [m["id"] for m in history[1:]] + [agent_message.id]
+        assert received["events"][-1]["data"]["text"] == "我是客服小林,來幫您"
+        assert not any("內部備註" in (e["data"]["text"] or "") for e in received["events"])
+
+        other = httpx.get(f"{api}/stream", params={"token": httpx.post(f"{api}/session", content=json.dumps(
+            {"anonymous_id": "b" * 24})).json()["token"], "conversation": conversation_id})
+        assert other.status_code == 403  # another visitor cannot read this conversation

@@ -196,9 +196,7 @@ async def send_message(key: str, request: Request) -> dict:
         with get_database().session() as db:
             message = service.send(db, visitor=visitor, text=text, client_id=client_id)
             out = service.message_out(message)
-        # after the commit, so subscribers that reload see the message and the agent's reply
-        realtime.publish(visitor.workspace_id, {"type": "message", "conversation_id": out["conversation_id"],
-                                                "message_id": out["id"], "author": "customer", "channel": service.CHANNEL})
+        # the conversation service publishes the message and the agent's reply once this commits
         return {"message": out, "conversation_id": out["conversation_id"]}
 
     return await run_in_threadpool(run)
@@ -214,6 +212,15 @@ async def message_history(key: str, request: Request, token: str = "", after: in
             return {"messages": service.history(db, visitor=visitor, after_id=max(after, 0))}
 
     return await run_in_threadpool(run)
+
+
+def _visible(message: dict | None) -> bool:
+    """A customer's or the bot's message carried whole by the event: sent as is, no query."""
+    return bool(message) and message.get("author") in ("customer", "bot") and message.get("kind") not in service.HIDDEN_KINDS
+
+
+def _hidden(message: dict | None) -> bool:
+    return bool(message) and (message.get("kind") in service.HIDDEN_KINDS or message.get("author") == "system")
 
 
 def _sse(message: dict) -> str:
@@ -274,10 +281,19 @@ async def stream(key: str, request: Request, token: str = "", conversation: int 
                         yield f"event: typing\ndata: {json.dumps(event, ensure_ascii=False)}\n\n"
                     pending = False
                 elif event.get("type") == "conversation":
-                    status = json.dumps({"status": event.get("status")})
+                    status = json.dumps({"status": (event.get("conversation") or {}).get("status")})
                     yield f"event: status\ndata: {status}\n\n"
-                    pending = True
-                else:  # message, resync, anything new: the database says what changed
+                    pending = False
+                elif event.get("type") == "message" and _visible(event.get("message")):
+                    message = service.public_message(event["message"])
+                    if message["id"] not in sent and message["id"] > resumed_from:
+                        sent.add(message["id"])
+                        last = max(last, message["id"])
+                        yield _sse(message)
+                    pending = False
+                elif event.get("type") == "message" and _hidden(event.get("message")):
+                    pending = False  # a note or a system line: nothing for the visitor
+                else:  # an agent's message (its name is looked up), resync, anything new: ask the database
                     pending = True
         finally:
             subscription.close()

@@ -220,6 +220,14 @@ def message_out(message: Message, names: dict[int, str] | None = None) -> dict:
     return out
 
 
+def public_message(message: dict) -> dict:
+    """A message as the conversation service publishes it, in the widget's shape."""
+    created = message.get("created_at")
+    return {"id": message["id"], "conversation_id": message["conversation_id"], "author": message["author"],
+            "kind": message.get("kind") or "text", "text": message.get("text"), "payload": message.get("payload") or {},
+            "created_at": created.isoformat() if hasattr(created, "isoformat") else created}
+
+
 def history(db: Session, *, visitor: Visitor, conversation_id: int | None = None, after_id: int = 0,
             limit: int = HISTORY_LIMIT, recent_seconds: float | None = None) -> list[dict]:
     """The visitor's messages on the web channel after `after_id` (and, with `recent_seconds`, any of
