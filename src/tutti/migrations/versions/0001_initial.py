@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 06:17:20.411897
+Create Date: 2026-11-25 06:20:04.946577
 """
 
 from alembic import op
@@ -296,6 +296,30 @@ def upgrade() -> None:
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitation_workspace_id'), ['workspace_id'], unique=False)
 
+    op.create_table('knowledge_item',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('external_id', sa.String(length=200), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('title', sa.String(length=300), nullable=False),
+    sa.Column('answer', sa.Text(), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('topic', sa.String(length=100), nullable=True),
+    sa.Column('tags', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=False),
+    sa.Column('team', sa.String(length=100), nullable=True),
+    sa.Column('enabled', sa.Boolean(), nullable=False),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_item_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_knowledge_item')),
+    sa.UniqueConstraint('workspace_id', 'external_id', name=op.f('uq_knowledge_item_workspace_id_external_id'))
+    )
+    op.create_table('knowledge_version',
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('version', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_version_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_knowledge_version'))
+    )
     op.create_table('link',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -600,6 +624,60 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('identity', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_identity_contact_id'), ['contact_id'], unique=False)
+
+    op.create_table('knowledge_gap',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('question', sa.Text(), nullable=False),
+    sa.Column('confidence', sa.Float(), nullable=False),
+    sa.Column('best_item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('reason', sa.String(length=200), nullable=True),
+    sa.Column('contact_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('conversation_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('added_item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
+    sa.Column('embedding', sa.LargeBinary(), nullable=True),
+    sa.Column('created_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['added_item_id'], ['knowledge_item.id'], name=op.f('fk_knowledge_gap_added_item_id_knowledge_item'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['best_item_id'], ['knowledge_item.id'], name=op.f('fk_knowledge_gap_best_item_id_knowledge_item'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['contact_id'], ['contact.id'], name=op.f('fk_knowledge_gap_contact_id_contact'), ondelete='SET NULL'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_gap_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_knowledge_gap'))
+    )
+    with op.batch_alter_table('knowledge_gap', schema=None) as batch_op:
+        batch_op.create_index('ix_knowledge_gap_workspace', ['workspace_id', 'status', 'created_at'], unique=False)
+
+    op.create_table('knowledge_passage',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('heading', sa.String(length=300), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('embedding_key', sa.String(length=40), nullable=True),
+    sa.Column('embedding', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['item_id'], ['knowledge_item.id'], name=op.f('fk_knowledge_passage_item_id_knowledge_item'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_passage_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_knowledge_passage'))
+    )
+    with op.batch_alter_table('knowledge_passage', schema=None) as batch_op:
+        batch_op.create_index('ix_knowledge_passage_workspace', ['workspace_id', 'item_id'], unique=False)
+
+    op.create_table('knowledge_phrasing',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=True),
+    sa.Column('embedding_key', sa.String(length=40), nullable=True),
+    sa.Column('embedding', sa.LargeBinary(), nullable=True),
+    sa.ForeignKeyConstraint(['item_id'], ['knowledge_item.id'], name=op.f('fk_knowledge_phrasing_item_id_knowledge_item'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_phrasing_workspace_id_workspace'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_knowledge_phrasing'))
+    )
+    with op.batch_alter_table('knowledge_phrasing', schema=None) as batch_op:
+        batch_op.create_index('ix_knowledge_phrasing_workspace', ['workspace_id', 'item_id'], unique=False)
 
     op.create_table('message_open',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -946,6 +1024,18 @@ def downgrade() -> None:
         batch_op.drop_index('ix_message_open_campaign_time')
 
     op.drop_table('message_open')
+    with op.batch_alter_table('knowledge_phrasing', schema=None) as batch_op:
+        batch_op.drop_index('ix_knowledge_phrasing_workspace')
+
+    op.drop_table('knowledge_phrasing')
+    with op.batch_alter_table('knowledge_passage', schema=None) as batch_op:
+        batch_op.drop_index('ix_knowledge_passage_workspace')
+
+    op.drop_table('knowledge_passage')
+    with op.batch_alter_table('knowledge_gap', schema=None) as batch_op:
+        batch_op.drop_index('ix_knowledge_gap_workspace')
+
+    op.drop_table('knowledge_gap')
     with op.batch_alter_table('identity', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_identity_contact_id'))
 
@@ -1008,6 +1098,8 @@ def downgrade() -> None:
     op.drop_table('message_key')
     op.drop_table('membership')
     op.drop_table('link')
+    op.drop_table('knowledge_version')
+    op.drop_table('knowledge_item')
     with op.batch_alter_table('invitation', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitation_workspace_id'))
 
