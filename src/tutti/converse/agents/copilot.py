@@ -172,7 +172,9 @@ def topic_of(db: Session, *, conversation: Conversation) -> str | None:
     votes: Counter = Counter()
     for d in decisions:
         detail = d.detail or {}
-        if detail.get("title"):
+        if detail.get("topic"):
+            votes[_topic_name(detail["topic"])] += 2 if d.action == "answer" else 1
+        elif detail.get("title"):
             votes[_topic_name(detail["title"])] += 2 if d.action == "answer" else 1
         elif d.tool:
             votes[d.tool] += 2

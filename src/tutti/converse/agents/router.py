@@ -174,21 +174,44 @@ def _tool(db: Session, workspace_id: int, contact_id: int | None, text: str, lan
     return decision
 
 
-def _answer(match, config: dict, language: str) -> Decision:
+def _source_title(match) -> str | None:
+    source = match.source
+    if isinstance(source, dict):
+        return source.get("title") or match.title or source.get("external_id")
+    return source or match.title
+
+
+def _team_id(db: Session, workspace_id: int, team) -> int | None:
+    """A knowledge item names its team; hand-offs about it go there when such a team exists."""
+    if isinstance(team, int) and not isinstance(team, bool):
+        return team
+    if isinstance(team, str) and team.strip():
+        from sqlalchemy import select
+
+        from tutti.converse.conversations.models import Team
+
+        return db.scalar(select(Team.id).where(Team.workspace_id == workspace_id, Team.name == team.strip()))
+    return None
+
+
+def _answer(db: Session, workspace_id: int, match, config: dict, language: str) -> Decision:
     floor = config["min_confidence"]
     confidence = float(match.confidence or 0)
-    extra = {"knowledge_id": match.item_id, "confidence": confidence,
-             "detail": {"candidates": _candidates(match), "match_reason": getattr(match, "reason", "")}}
-    team = getattr(match, "team_id", None) or getattr(match, "team", None)
-    if match.item_id is None or not match.in_scope or (floor is not None and confidence < floor):
+    detail = {"candidates": _candidates(match), "match_reason": getattr(match, "reason", "")}
+    if match.title:
+        detail["title"] = match.title
+    if getattr(match, "topic", None):
+        detail["topic"] = match.topic
+    extra = {"knowledge_id": match.item_id, "confidence": confidence, "detail": detail}
+    team = _team_id(db, workspace_id, getattr(match, "team", None))
+    if match.item_id is None or not match.in_scope or not match.answer or (floor is not None and confidence < floor):
         why = getattr(match, "reason", "") or "below the calibrated threshold"
-        return _handoff("low_confidence", f"no knowledge answer is confident enough ({confidence:.2f}: {why})", language,
-                        team=team if isinstance(team, int) else None, **extra)
-    source = match.source or match.title
+        return _handoff("low_confidence", f"no knowledge answer is confident enough ({confidence:.2f}: {why})", language, team=team, **extra)
+    source = _source_title(match)
     answer = match.answer.strip()
     if source:
         answer = f"{answer}\n{say('source', language, source=source)}"
-    return Decision(action="answer", answer=answer, source=source, sources=[match.item_id], language=language,
+    return Decision(action="answer", answer=answer, source=source, sources=[match.item_id], language=language, team=team,
                     reason=f"knowledge item {match.item_id} ('{match.title}') at confidence {confidence:.2f}", **extra)
 
 
@@ -196,9 +219,10 @@ def _candidates(match) -> list:
     out = []
     for candidate in list(getattr(match, "candidates", None) or [])[:5]:
         if isinstance(candidate, dict):
-            out.append({k: candidate[k] for k in ("item_id", "confidence", "title") if k in candidate})
-        elif isinstance(candidate, list | tuple):
-            out.append(list(candidate)[:3])
+            out.append({k: candidate[k] for k in ("item_id", "score", "title") if k in candidate})
+        elif hasattr(candidate, "item_id"):
+            out.append({"item_id": candidate.item_id, "title": getattr(candidate, "title", None),
+                        "score": round(float(getattr(candidate, "score", 0) or 0), 4)})
         else:
             out.append(str(candidate)[:200])
     return out
@@ -256,11 +280,11 @@ def _decide(db, workspace_id, contact_id, text, turns, pending, config, language
     else:
         knowledge_error = None
     if match is not None and match.in_scope and _POLICY_QUESTION.search(signals.fold(text)):
-        return _answer(match, config, language)  # "how do I cancel an order" is a policy question, not an order lookup
+        return _answer(db, workspace_id, match, config, language)  # "how do I cancel an order" is a policy question, not an order lookup
     tool = _tool(db, workspace_id, contact_id, text, language)
     if tool:
         return tool
     if match is None:
         why = f"the knowledge base failed: {knowledge_error}" if knowledge_error else "there is no knowledge base"
         return _handoff("knowledge_error" if knowledge_error else "low_confidence", why, language)
-    return _answer(match, config, language)
+    return _answer(db, workspace_id, match, config, language)

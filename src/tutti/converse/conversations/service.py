@@ -263,12 +263,27 @@ def _run_agent(db: Session, conversation: Conversation, message: Message, reply_
         conversation.pending_action = None
     _record(db, conversation, message, decision)
     if decision.action == "handoff":
+        if decision.handoff_reason == "low_confidence":
+            _note_gap(db, conversation, message, decision)
         handoff(db, conversation=conversation, reason=decision.handoff_reason or "low_confidence", team_id=decision.team,
                 decision=decision, reply_token=reply_token)
         return
     post_bot_message(db, conversation=conversation, text=decision.answer or "", reply_token=reply_token,
                      payload={k: v for k, v in (("knowledge_id", decision.knowledge_id), ("source", decision.source),
                                                 ("tool", decision.tool), ("confidence", decision.confidence)) if v is not None})
+
+
+def _note_gap(db: Session, conversation: Conversation, message: Message, decision) -> None:
+    """A question the knowledge base could not answer goes to its gaps report."""
+    try:
+        from tutti.converse.knowledge import service as knowledge
+
+        with db.begin_nested():
+            knowledge.record_unanswered(db, workspace_id=conversation.workspace_id, question=message.text or "",
+                                        confidence=decision.confidence or 0.0, best_item_id=decision.knowledge_id, reason=decision.reason,
+                                        contact_id=conversation.contact_id, conversation_id=conversation.id)
+    except Exception:
+        log.exception("could not record the unanswered question", extra={"conversation_id": conversation.id})
 
 
 def _record(db: Session, conversation: Conversation, message: Message | None, decision) -> AgentDecision:
