@@ -1,1 +1,3 @@
 """Background work of reach: importing this module registers its huey tasks."""
+
+import tutti.reach.campaigns.jobs  # noqa: F401

@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 06:20:04.946577
+Create Date: 2026-11-25 06:24:17.203866
 """
 
 from alembic import op
@@ -317,6 +317,7 @@ def upgrade() -> None:
     op.create_table('knowledge_version',
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=32), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_knowledge_version_workspace_id_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_knowledge_version'))
     )

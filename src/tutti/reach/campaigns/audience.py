@@ -1,0 +1,178 @@
+"""Taking a campaign's audience, set-based, in the caller's transaction: who receives it, on which channel,
+in which variant, and who is held out; then one queued delivery row per recipient.
+
+Members of the audience segments (refreshed first) and any explicit contacts, minus the exclusion
+segments, minus merged or erased contacts, minus those reachable on none of the campaign's channels
+(reachable = the channel's identity present and consent `subscribed`; unsubscribed, blocked and bounced
+never receive), minus those over the frequency cap. The hold-out and the variants are chosen by a
+deterministic hash of (campaign, contact), so taking the same audience again gives the same split and
+the split can be re-derived in Python (`bucket`) to check it. No per-contact Python loop: each step is
+one INSERT … SELECT or one grouped SELECT.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import (
+    BigInteger,
+    String,
+    and_,
+    case,
+    column,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    table,
+    union,
+)
+from sqlalchemy.orm import Session
+
+from tutti.audience.models import Consent, Contact, Identity
+from tutti.platform.db import utcnow
+from tutti.reach.campaigns.models import Campaign, CampaignRecipient, Delivery, Variant
+
+# The segments helper's materialised membership, by the contract's table and column names.
+SEGMENT_MEMBER = table("segment_member", column("workspace_id"), column("segment_id"), column("contact_id"))
+
+IDENTITY_OF = {"line": "line_uid", "sms": "phone", "email": "email"}
+REASONS = ("merged_or_erased", "excluded", "unreachable", "frequency_capped")
+
+# Multiplicative (Fibonacci) hashing: ((contact × odd constant + salt) mod 2³²) scaled to 0…9,999 basis
+# points. Integer arithmetic only, so SQLite and PostgreSQL agree bit for bit; two different constants
+# make the hold-out and the variant split independent of each other, and the salt (from the campaign's
+# random namespace) makes every campaign hold out different people.
+HOLDOUT_MULTIPLIER = 2654435761
+VARIANT_MULTIPLIER = 2246822519
+_MODULUS = 2**32
+SCALE = 10_000
+
+
+def bucket(contact_id: int, multiplier: int, salt: int) -> int:
+    """The same bucket the SQL computes, 0 … 9,999."""
+    return ((contact_id * multiplier + salt) % _MODULUS) * SCALE // _MODULUS
+
+
+def salts(key_namespace: str) -> tuple[int, int]:
+    return int(key_namespace[:8], 16), int(key_namespace[8:16], 16)
+
+
+def delivery_key(key_namespace: str, contact_id: int) -> str:
+    """The delivery's idempotency key: a UUID-shaped string made of the campaign's random namespace and the
+    contact id, so it is deterministic (the same row always gets the same key) and unique everywhere."""
+    return _key_prefix(key_namespace) + f"{contact_id:012x}"
+
+
+def _key_prefix(ns: str) -> str:
+    return f"{ns[0:8]}-{ns[8:12]}-{ns[12:16]}-{ns[16:20]}-"
+
+
+def _bucket_sql(contact_id, multiplier: int, salt: int):
+    product = contact_id * literal(multiplier, BigInteger) + literal(salt, BigInteger)
+    return (product % literal(_MODULUS, BigInteger)) * literal(SCALE, BigInteger) // literal(_MODULUS, BigInteger)
+
+
+def _hex12(db: Session, value):
+    if db.get_bind().dialect.name == "postgresql":
+        return func.lpad(func.to_hex(value), 12, "0")
+    return func.printf("%012x", value)
+
+
+def _reachable(kind: str):
+    return and_(
+        exists().where(Identity.contact_id == Contact.id, Identity.kind == IDENTITY_OF[kind]),
+        exists().where(Consent.contact_id == Contact.id, Consent.channel == kind, Consent.status == "subscribed"),
+    )
+
+
+def _members(campaign: Campaign):
+    audience = campaign.audience or {}
+    wid = campaign.workspace_id
+    sources = []
+    if audience.get("segment_ids"):
+        sources.append(select(SEGMENT_MEMBER.c.contact_id).where(
+            SEGMENT_MEMBER.c.workspace_id == wid, SEGMENT_MEMBER.c.segment_id.in_(audience["segment_ids"])))
+    if audience.get("contact_ids"):
+        sources.append(select(Contact.id).where(Contact.workspace_id == wid, Contact.id.in_(audience["contact_ids"])))
+    if not sources:
+        return None
+    return sources[0] if len(sources) == 1 else union(*sources)
+
+
+def _capped(campaign: Campaign):
+    cap = campaign.frequency_cap or {}
+    if campaign.kind != "marketing" or not cap.get("max"):
+        return literal(False)
+    since = utcnow() - timedelta(days=int(cap.get("days") or 7))
+    heavy = (select(Delivery.contact_id).join(Campaign, Campaign.id == Delivery.campaign_id)
+             .where(Delivery.workspace_id == campaign.workspace_id, Delivery.created_at >= since,
+                    Delivery.status.in_(("queued", "sending", "sent")), Campaign.kind == "marketing",
+                    Delivery.campaign_id != campaign.id)
+             .group_by(Delivery.contact_id).having(func.count() >= int(cap["max"])))
+    return Contact.id.in_(heavy)
+
+
+def candidates(campaign: Campaign, kinds: list[str]):
+    """Every member of the audience with the channel it would get and the reason it is left out (or 'ok')."""
+    members = _members(campaign)
+    if members is None:
+        return None
+    wid = campaign.workspace_id
+    excluded_ids = (campaign.audience or {}).get("exclude_segment_ids") or []
+    excluded = (Contact.id.in_(select(SEGMENT_MEMBER.c.contact_id).where(
+        SEGMENT_MEMBER.c.workspace_id == wid, SEGMENT_MEMBER.c.segment_id.in_(excluded_ids))) if excluded_ids else literal(False))
+    gone = Contact.merged_into_id.is_not(None) | Contact.erased_at.is_not(None)
+    channel = case(*[(_reachable(kind), literal(kind)) for kind in kinds], else_=literal(None, String)) if kinds else literal(None, String)
+    inner = (select(Contact.id.label("contact_id"), channel.label("channel"), gone.label("gone"), excluded.label("excluded"),
+                    _capped(campaign).label("capped"))
+             .where(Contact.workspace_id == wid, Contact.id.in_(members))).subquery("audience")
+    reason = case((inner.c.gone, "merged_or_erased"), (inner.c.excluded, "excluded"), (inner.c.channel.is_(None), "unreachable"),
+                  (inner.c.capped, "frequency_capped"), else_="ok")
+    return select(inner.c.contact_id, inner.c.channel, reason.label("reason")).subquery("candidate")
+
+
+def take(db: Session, *, campaign: Campaign, channel_ids: dict[str, int]) -> dict:
+    """Write the recipients and their queued deliveries; returns the counts. `channel_ids` names the
+    provider account per channel kind; kinds without one are not used."""
+    kinds = [kind for kind in campaign.channels if kind in channel_ids]
+    variants = list(db.scalars(select(Variant).where(Variant.campaign_id == campaign.id).order_by(Variant.position, Variant.id)))
+    cand = candidates(campaign, kinds)
+    skipped = {reason: 0 for reason in REASONS}
+    if cand is None or not variants:
+        return {"recipients": 0, "holdout": 0, "deliveries": 0, "skipped": skipped}
+    for reason, count in db.execute(select(cand.c.reason, func.count()).group_by(cand.c.reason)):
+        if reason != "ok":
+            skipped[reason] = count
+
+    salt_holdout, salt_variant = salts(campaign.key_namespace)
+    held = _bucket_sql(cand.c.contact_id, HOLDOUT_MULTIPLIER, salt_holdout) < literal(round(campaign.holdout_percent * 100))
+    split = _bucket_sql(cand.c.contact_id, VARIANT_MULTIPLIER, salt_variant)
+    thresholds, total = [], 0.0
+    for variant in variants[:-1]:
+        total += variant.split_percent
+        thresholds.append((split < literal(round(total * 100)), literal(variant.id, BigInteger)))
+    chosen = case(*thresholds, else_=literal(variants[-1].id, BigInteger)) if thresholds else literal(variants[-1].id, BigInteger)
+    variant_id = case((held, literal(None, BigInteger)), else_=chosen)
+    db.execute(insert(CampaignRecipient.__table__).from_select(
+        ["campaign_id", "contact_id", "workspace_id", "variant_id", "is_holdout", "channel"],
+        select(literal(campaign.id, BigInteger), cand.c.contact_id, literal(campaign.workspace_id, BigInteger), variant_id,
+               held, cand.c.channel).where(cand.c.reason == "ok")))
+
+    r = CampaignRecipient.__table__.alias("r")
+    kind_of = case(*[(r.c.channel == kind, IDENTITY_OF[kind]) for kind in IDENTITY_OF], else_="email")
+    address = (select(func.min(Identity.value)).where(Identity.contact_id == r.c.contact_id, Identity.kind == kind_of)
+               .scalar_subquery())
+    channel_id = case(*[(r.c.channel == kind, literal(channel_ids[kind], BigInteger)) for kind in kinds],
+                      else_=literal(None, BigInteger))
+    key = literal(_key_prefix(campaign.key_namespace), String) + _hex12(db, r.c.contact_id)
+    db.execute(insert(Delivery.__table__).from_select(
+        ["workspace_id", "campaign_id", "variant_id", "contact_id", "channel_id", "channel", "address", "key", "status",
+         "attempts", "created_at"],
+        select(r.c.workspace_id, r.c.campaign_id, r.c.variant_id, r.c.contact_id, channel_id, r.c.channel, address, key,
+               literal("queued"), literal(0), literal(utcnow(), Delivery.created_at.type))
+        .where(r.c.campaign_id == campaign.id, r.c.is_holdout.is_(False))))
+    # counted afterwards: a driver's rowcount of INSERT … SELECT is not reliable (psycopg answers -1)
+    recipients, deliveries = db.execute(select(func.count(), func.count(r.c.variant_id)).where(r.c.campaign_id == campaign.id)).one()
+    return {"recipients": recipients, "holdout": recipients - deliveries, "deliveries": deliveries, "skipped": skipped}

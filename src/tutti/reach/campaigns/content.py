@@ -1,0 +1,117 @@
+"""What each recipient receives: the variant's message for the channel, rendered for the contact, its links
+rewritten to tracked ones. Built once per (variant, channel) when a sender starts.
+
+Rendering is memoised on the variables the message actually uses: a message that says
+`{{ city | default("台灣") }}` renders once per city, not once per person, and recipients with the same
+payload can then share one provider request (LINE multicast). A message with tracked links differs per
+recipient (each link carries the delivery), so it is never shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+from jinja2 import meta
+from sqlalchemy.orm import Session
+
+from tutti.platform.errors import InvalidInput
+from tutti.reach.campaigns.models import Campaign, Variant
+
+MEMO_LIMIT = 50_000  # distinct renders kept per message; beyond that the memo starts again
+
+
+def _templates():
+    from tutti.reach.templates import service
+
+    return service
+
+
+def load_contexts(db: Session, *, workspace_id: int, contact_ids: list[int]) -> dict[int, dict]:
+    return _templates().load_contexts(db, workspace_id=workspace_id, contact_ids=contact_ids)
+
+
+def content_for(db: Session, *, campaign: Campaign, variant: Variant, kind: str) -> dict:
+    """The variant's content for a channel kind: inline, else its template's."""
+    inline = (variant.content or {}).get(kind)
+    if inline:
+        return inline
+    template_id = (variant.template_ids or {}).get(kind)
+    if template_id is None:
+        raise InvalidInput(f"variant '{variant.name}' has no {kind} message; add one or remove {kind} from the channels",
+                           field=f"variants.{variant.position}.content.{kind}")
+    from tutti.reach.templates.models import Template
+
+    template = db.get(Template, int(template_id))
+    if template is None or template.workspace_id != campaign.workspace_id:
+        raise InvalidInput(f"template {template_id} of variant '{variant.name}' does not exist",
+                           field=f"variants.{variant.position}.template_ids.{kind}")
+    if template.channel != kind:
+        raise InvalidInput(f"template {template_id} is a {template.channel} template, not {kind}",
+                           field=f"variants.{variant.position}.template_ids.{kind}")
+    return template.content
+
+
+def _variables(content) -> frozenset[str]:
+    """Top-level names the message's Jinja2 uses (`contact.name` counts as `contact`)."""
+    from tutti.reach.templates.render import TEXT_ENV
+
+    names: set[str] = set()
+
+    def walk(value):
+        if isinstance(value, dict):
+            for child in value.values():
+                walk(child)
+        elif isinstance(value, list):
+            for child in value:
+                walk(child)
+        elif isinstance(value, str) and ("{{" in value or "{%" in value):
+            names.update(meta.find_undeclared_variables(TEXT_ENV.parse(value)))
+
+    walk(content)
+    return frozenset(names)
+
+
+@dataclass
+class Message:
+    """One variant's message on one channel, ready to render for many recipients."""
+
+    renderer: object
+    variables: tuple[str, ...]
+    rewriter: object | None  # tracking.links.LinkRewriter when the message has links
+    memo: dict = field(default_factory=dict)
+
+    @property
+    def per_recipient(self) -> bool:
+        """True when every recipient's payload differs (tracked links): never grouped."""
+        return self.rewriter is not None
+
+    def payload(self, context: dict, delivery_id: int) -> dict:
+        memo_key = orjson.dumps([context.get(name) for name in self.variables], option=orjson.OPT_NON_STR_KEYS)
+        rendered = self.memo.get(memo_key)
+        if rendered is None:
+            if len(self.memo) >= MEMO_LIMIT:
+                self.memo.clear()
+            rendered = self.memo[memo_key] = self.renderer.render(context)
+        if self.rewriter is not None:
+            return self.rewriter.rewrite(rendered, delivery_id)
+        return rendered
+
+
+def prepare(db: Session, *, campaign: Campaign, variant: Variant, kind: str) -> Message:
+    content = content_for(db, campaign=campaign, variant=variant, kind=kind)
+    templates = _templates()
+    renderer = templates.compile_content(kind, content)
+    rewriter = None
+    try:
+        from tutti.reach.tracking import links
+    except ImportError:  # tracking not installed: links go out as written
+        links = None
+    if links is not None:
+        rewriter = links.prepare(db, workspace_id=campaign.workspace_id, campaign_id=campaign.id, variant_id=variant.id,
+                                 payload=content)
+        if not getattr(rewriter, "links", True):
+            rewriter = None
+    # the variables of what is rendered (e-mail adds its unsubscribe link to the content)
+    rendered = getattr(renderer, "skeleton", content)
+    return Message(renderer=renderer, variables=tuple(sorted(_variables(rendered))), rewriter=rewriter)

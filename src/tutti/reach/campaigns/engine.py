@@ -1,0 +1,441 @@
+"""The send engine: a resumable job whose state is the campaign row and its delivery rows.
+
+One sender per campaign at a time (`locks.campaign_lock`). Each round it claims a batch of queued
+deliveries, renders them, groups identical payloads (LINE multicast, up to the channel's max batch), gives
+each provider request a batch key and marks the rows `sending` — and commits that BEFORE calling the
+provider. Then it sends (requests in parallel threads; the channel's rate limiter paces them) and writes
+the outcomes: sent, failed with the provider's reason, or back to queued for a retry with back-off that
+keeps the batch key, so the retried request is the same request (the provider may have accepted it).
+
+A sender killed at any moment leaves rows `sending`; the next sender to get the lock knows their sender
+is dead and resends them with the same batch and keys: the provider answers "already accepted" (LINE: 409
+for a known X-Line-Retry-Key), the adapter reports that as sent, so nothing is sent twice and nothing is
+lost. While one batch is with the provider, the next is claimed and rendered (a two-stage pipeline).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session
+
+from tutti.channels.base import Outcome, Outgoing
+from tutti.platform.db import Database, get_database, utcnow
+from tutti.platform.models import Workspace
+from tutti.reach.campaigns import content as contents
+from tutti.reach.campaigns.locks import campaign_lock
+from tutti.reach.campaigns.models import Campaign, Delivery, Variant
+
+log = logging.getLogger("tutti.campaigns")
+
+CLAIM_SIZE = 2000  # deliveries claimed, rendered and marked per transaction
+MAX_ATTEMPTS = 5  # provider calls per delivery before it is failed with the last reason
+BACKOFF_SECONDS = 2.0  # first retry waits this long, then doubles
+BACKOFF_CAP = 600.0
+SEND_THREADS = 8  # provider requests in flight at once (the rate limiter still paces them)
+IDLE_WAIT = 20.0  # a sender waits this long in-process for a back-off to end; longer ones are the tick's
+
+
+@dataclass
+class Row:
+    id: int
+    key: str
+    contact_id: int
+    variant_id: int | None
+    channel: str
+    channel_id: int | None
+    address: str
+    attempts: int
+    batch_key: str | None = None
+    payload: dict | None = None
+
+
+@dataclass
+class Request:
+    """One provider request: a group sharing one payload (multicast) or one message."""
+
+    batch_key: str
+    channel_id: int
+    rows: list[Row]
+    grouped: bool
+
+
+@dataclass
+class Result:
+    request: Request
+    outcomes: list[Outcome]
+
+
+@dataclass
+class Sender:
+    database: Database
+    campaign_id: int
+    workspace_id: int
+    adapters: dict = field(default_factory=dict)  # channel id -> adapter
+    messages: dict = field(default_factory=dict)  # (variant id, kind) -> content.Message
+    pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+        for adapter in self.adapters.values():
+            try:
+                adapter.close()
+            except Exception:
+                log.exception("closing an adapter failed")
+
+    # --- resources ------------------------------------------------------------------------------
+
+    def adapter(self, db: Session, channel_id: int):
+        if channel_id not in self.adapters:
+            from tutti.channels.service import adapter_for
+
+            self.adapters[channel_id] = adapter_for(db, workspace_id=self.workspace_id, channel_id=channel_id)
+        return self.adapters[channel_id]
+
+    def message(self, db: Session, variant_id: int, kind: str) -> contents.Message:
+        if (variant_id, kind) not in self.messages:
+            campaign = db.get(Campaign, self.campaign_id)
+            variant = db.get(Variant, variant_id)
+            self.messages[(variant_id, kind)] = contents.prepare(db, campaign=campaign, variant=variant, kind=kind)
+        return self.messages[(variant_id, kind)]
+
+    # --- rendering and grouping -----------------------------------------------------------------
+
+    def render(self, db: Session, rows: list[Row]) -> None:
+        contexts = contents.load_contexts(db, workspace_id=self.workspace_id, contact_ids=[r.contact_id for r in rows])
+        for row in rows:
+            message = self.message(db, row.variant_id, row.channel)
+            row.payload = message.payload(contexts.get(row.contact_id, {"contact_id": row.contact_id}), row.id)
+
+    def group(self, db: Session, rows: list[Row]) -> list[Request]:
+        """Identical payloads on a channel that takes many recipients per request share a request."""
+        requests: list[Request] = []
+        singles: list[Row] = []
+        groups: dict[tuple, list[Row]] = {}
+        dumped: dict[int, bytes] = {}
+        for row in rows:
+            adapter = self.adapter(db, row.channel_id)
+            message = self.message(db, row.variant_id, row.channel)
+            if adapter.info.max_batch <= 1 or message.per_recipient:
+                singles.append(row)
+                continue
+            text = dumped.get(id(row.payload))
+            if text is None:
+                text = dumped[id(row.payload)] = orjson.dumps(row.payload, option=orjson.OPT_SORT_KEYS)
+            members = groups.setdefault((row.channel_id, text), [])
+            members.append(row)
+            if len(members) == adapter.info.max_batch:
+                requests.append(Request(f"m:{uuid.uuid4()}", row.channel_id, members, True))
+                groups[(row.channel_id, text)] = []
+        for (channel_id, _), members in groups.items():
+            if len(members) > 1:
+                requests.append(Request(f"m:{uuid.uuid4()}", channel_id, members, True))
+            else:
+                singles.extend(members)
+        if singles:
+            key = f"s:{uuid.uuid4()}"
+            requests.extend(Request(key, row.channel_id, [row], False) for row in singles)
+        for request in requests:
+            for row in request.rows:
+                row.batch_key = request.batch_key
+        return requests
+
+    # --- provider ---------------------------------------------------------------------------------
+
+    def call(self, request: Request) -> Result:
+        adapter = self.adapters[request.channel_id]
+        payload = request.rows[0].payload
+        outgoing = [Outgoing(key=row.key, to=row.address, payload=payload if request.grouped else row.payload)
+                    for row in request.rows]
+        try:
+            outcomes = adapter.send(outgoing)
+            if len(outcomes) != len(outgoing):
+                raise RuntimeError(f"the adapter answered {len(outcomes)} outcomes for {len(outgoing)} messages")
+        except Exception as error:  # noqa: BLE001 - the provider may or may not have it: retry with the same key
+            log.warning("provider request failed", extra={"campaign": self.campaign_id, "error": str(error)})
+            outcomes = [Outcome(key=o.key, status="retry", reason=f"{error.__class__.__name__}: {error}"[:500], code="error")
+                        for o in outgoing]
+        return Result(request, outcomes)
+
+    def send(self, requests: list[Request]) -> list[Result]:
+        if self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix=f"campaign-{self.campaign_id}")
+        return list(self.pool.map(self.call, requests))
+
+
+# --- claiming -------------------------------------------------------------------------------------
+
+
+def _rows(db: Session, query) -> list[Row]:
+    return [Row(id=d.id, key=d.key, contact_id=d.contact_id, variant_id=d.variant_id, channel=d.channel,
+                channel_id=d.channel_id, address=d.address, attempts=d.attempts, batch_key=d.batch_key)
+            for d in db.execute(query).all()]
+
+
+_COLUMNS = (Delivery.id, Delivery.key, Delivery.contact_id, Delivery.variant_id, Delivery.channel, Delivery.channel_id,
+            Delivery.address, Delivery.attempts, Delivery.batch_key)
+
+
+def _regroup(rows: list[Row]) -> list[Request]:
+    """Rows that already have a batch key go out again exactly as before: same members, same keys."""
+    by_key: dict[str, list[Row]] = {}
+    for row in sorted(rows, key=lambda r: r.id):
+        by_key.setdefault(row.batch_key, []).append(row)
+    requests = []
+    for batch_key, members in by_key.items():
+        if batch_key.startswith("m:"):
+            requests.append(Request(batch_key, members[0].channel_id, members, True))
+        else:
+            requests.extend(Request(batch_key, row.channel_id, [row], False) for row in members)
+    return requests
+
+
+def _lock(db: Session, query):
+    return query.with_for_update(skip_locked=True) if db.get_bind().dialect.name == "postgresql" else query
+
+
+def claim(sender: Sender, *, limit: int = CLAIM_SIZE) -> list[Request]:
+    """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
+    now = utcnow()
+    due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
+    with sender.database.session() as db:
+        # retries first, whole batches with the key they had: the provider may hold the first attempt
+        retry_keys = list(db.scalars(select(Delivery.batch_key).where(
+            Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
+            .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
+        rows: list[Row] = []
+        if retry_keys:
+            rows = _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
+                                                               Delivery.batch_key.in_(retry_keys), Delivery.status == "queued")))
+        requests: list[Request] = []
+        if rows:
+            sender.render(db, rows)
+            requests = _regroup(rows)
+        fresh = _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
+                                                            Delivery.batch_key.is_(None), due)
+                                .order_by(Delivery.id).limit(max(0, limit - len(rows)))))
+        if fresh:
+            sender.render(db, fresh)
+            for request in sender.group(db, fresh):
+                requests.append(request)
+        if not requests:
+            return []
+        for request in requests:
+            sender.adapter(db, request.channel_id)
+        _mark_sending(db, [r for r in requests if r.grouped], [r for r in requests if not r.grouped])
+        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
+        return requests
+
+
+def _mark_sending(db: Session, grouped: list[Request], singles: list[Request]) -> None:
+    for request in grouped:
+        db.execute(update(Delivery).where(Delivery.id.in_([r.id for r in request.rows]))
+                   .values(status="sending", batch_key=request.batch_key).execution_options(synchronize_session=False))
+    by_key: dict[str, list[int]] = {}
+    for request in singles:
+        by_key.setdefault(request.batch_key, []).append(request.rows[0].id)
+    for batch_key, ids in by_key.items():
+        db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="sending", batch_key=batch_key)
+                   .execution_options(synchronize_session=False))
+
+
+def leftovers(sender: Sender) -> list[Request]:
+    """Deliveries a dead sender left `sending`: their requests, rebuilt with the same batches and keys."""
+    with sender.database.session() as db:
+        rows = _rows(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "sending"))
+        if not rows:
+            return []
+        sender.render(db, rows)
+        requests = _regroup(rows)
+        for request in requests:
+            sender.adapter(db, request.channel_id)
+        return requests
+
+
+# --- outcomes -------------------------------------------------------------------------------------
+
+
+def backoff(attempts: int, retry_after: float | None) -> float:
+    wait = min(BACKOFF_CAP, BACKOFF_SECONDS * (2 ** max(0, attempts - 1)))
+    return max(wait, retry_after or 0.0)
+
+
+def record(sender: Sender, results: list[Result]) -> dict:
+    """Write the outcomes of sent requests, and the campaign's counters, in one transaction."""
+    now = utcnow()
+    sent = failed = 0
+    with sender.database.session() as db:
+        singles: list[dict] = []
+        for result in results:
+            request = result.request
+            statuses = {o.status for o in result.outcomes}
+            if request.grouped and len(statuses) == 1 and "retry" not in statuses:
+                outcome = result.outcomes[0]
+                db.execute(update(Delivery).where(Delivery.batch_key == request.batch_key, Delivery.status == "sending")
+                           .values(**_final(outcome, now), attempts=Delivery.attempts + 1)
+                           .execution_options(synchronize_session=False))
+                sent += len(request.rows) if outcome.status == "sent" else 0
+                failed += len(request.rows) if outcome.status == "failed" else 0
+                continue
+            for row, outcome in zip(request.rows, result.outcomes, strict=True):
+                attempts = row.attempts + 1
+                if outcome.status == "retry" and attempts >= MAX_ATTEMPTS:
+                    outcome = Outcome(key=outcome.key, status="failed", provider_id=outcome.provider_id,
+                                      reason=f"gave up after {attempts} attempts: {outcome.reason or 'no answer'}",
+                                      code=outcome.code)
+                if outcome.status == "retry":
+                    values = {"status": "queued", "not_before": now + timedelta(seconds=backoff(attempts, outcome.retry_after)),
+                              "error_code": outcome.code, "error_reason": outcome.reason, "sent_at": None, "provider_id": None}
+                else:
+                    values = {**_final(outcome, now), "not_before": None}
+                    sent += outcome.status == "sent"
+                    failed += outcome.status == "failed"
+                singles.append({"b_id": row.id, "attempts": attempts, **values})
+        if singles:
+            _update_rows(db, singles)
+        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id)
+                   .values(sent_count=Campaign.sent_count + sent, failed_count=Campaign.failed_count + failed, heartbeat_at=now))
+    return {"sent": sent, "failed": failed}
+
+
+def _final(outcome: Outcome, now: datetime) -> dict:
+    if outcome.status == "sent":
+        return {"status": "sent", "sent_at": now, "provider_id": outcome.provider_id, "error_code": None, "error_reason": None}
+    return {"status": "failed", "sent_at": None, "provider_id": outcome.provider_id, "error_code": outcome.code,
+            "error_reason": (outcome.reason or "the provider refused it")[:2000]}
+
+
+def _update_rows(db: Session, rows: list[dict]) -> None:
+    from sqlalchemy import bindparam
+
+    columns = ("status", "attempts", "not_before", "error_code", "error_reason", "sent_at", "provider_id")
+    shapes: dict[tuple, list[dict]] = {}
+    for row in rows:
+        shapes.setdefault(tuple(sorted(row)), []).append(row)
+    for shape, members in shapes.items():
+        values = {c: bindparam(c) for c in columns if c in shape}
+        statement = (update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("b_id"),
+                                                      Delivery.__table__.c.status == "sending").values(**values))
+        db.execute(statement, members)
+
+
+# --- the job ----------------------------------------------------------------------------------------
+
+
+def in_quiet_hours(quiet: dict | None, zone: str, now: datetime) -> bool:
+    if not quiet or not quiet.get("start") or not quiet.get("end"):
+        return False
+    local = now.astimezone(ZoneInfo(zone or "Asia/Taipei")).strftime("%H:%M")
+    start, end = quiet["start"], quiet["end"]
+    if start == end:
+        return False
+    return start <= local < end if start < end else (local >= start or local < end)
+
+
+def run(campaign_id: int, *, database: Database | None = None) -> str:
+    """The job body. Returns what it did: busy, sent, paused, cancelled, waiting (quiet hours or back-off)."""
+    database = database or get_database()
+    with campaign_lock(database, campaign_id) as held:
+        if not held:
+            return "busy"
+        return _run(database, campaign_id)
+
+
+def _run(database: Database, campaign_id: int) -> str:
+    from tutti.reach.campaigns import service
+
+    with database.session() as db:
+        campaign = db.get(Campaign, campaign_id)
+        if campaign is None:
+            return "gone"
+        workspace_id = campaign.workspace_id
+        if campaign.status == "sending" and campaign.snapshot_at is None:
+            service.take_audience(db, campaign=campaign)
+    sender = Sender(database, campaign_id, workspace_id)
+    try:
+        stale = leftovers(sender)
+        if stale:
+            log.info("resending deliveries a stopped sender left", extra={"campaign": campaign_id, "requests": len(stale)})
+            record(sender, sender.send(stale))
+        inflight = None
+        while True:
+            state = _state(database, campaign_id)
+            requests = claim(sender) if state == "go" else []
+            if inflight is not None:
+                record(sender, inflight.result())
+                inflight = None
+            if requests:
+                inflight = _submit(sender, requests)
+                continue
+            if state != "go":
+                return _settle(database, campaign_id, state)
+            wait = _next_due(database, campaign_id)
+            if wait is None:
+                return _settle(database, campaign_id, "done")
+            if wait > IDLE_WAIT:
+                _set_waiting(database, campaign_id, "retry_backoff")
+                return "waiting"
+            time.sleep(max(0.05, wait))
+    finally:
+        sender.close()
+
+
+_STAGE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="campaign-stage")
+
+
+def _submit(sender: Sender, requests: list[Request]):
+    return _STAGE.submit(sender.send, requests)
+
+
+def _state(database: Database, campaign_id: int) -> str:
+    with database.read_session() as db:
+        campaign = db.get(Campaign, campaign_id)
+        if campaign is None or campaign.status != "sending":
+            return campaign.status if campaign else "gone"
+        zone = db.scalar(select(Workspace.timezone).where(Workspace.id == campaign.workspace_id))
+        if in_quiet_hours(campaign.quiet_hours, zone, utcnow()):
+            return "quiet_hours"
+        return "go"
+
+
+def _next_due(database: Database, campaign_id: int) -> float | None:
+    """Seconds until the next queued delivery may go (0: now), None when nothing is queued."""
+    with database.read_session() as db:
+        earliest = db.execute(select(func.count(), func.min(Delivery.not_before)).where(
+            Delivery.campaign_id == campaign_id, Delivery.status == "queued")).one()
+    count, not_before = earliest
+    if not count:
+        return None
+    if not_before is None:
+        return 0.0
+    return max(0.0, (not_before - utcnow()).total_seconds())
+
+
+def _set_waiting(database: Database, campaign_id: int, why: str) -> None:
+    with database.session() as db:
+        db.execute(update(Campaign).where(Campaign.id == campaign_id).values(waiting=why, heartbeat_at=utcnow()))
+
+
+def _settle(database: Database, campaign_id: int, state: str) -> str:
+    with database.session() as db:
+        campaign = db.get(Campaign, campaign_id)
+        if campaign is None:
+            return "gone"
+        if state == "quiet_hours":
+            campaign.waiting = "quiet_hours"
+            return "waiting"
+        if state == "done" and campaign.status == "sending":
+            campaign.status, campaign.finished_at, campaign.waiting = "sent", utcnow(), None
+            return "sent"
+        if campaign.status == "cancelled" and campaign.finished_at is None:
+            campaign.finished_at = utcnow()
+        return campaign.status

@@ -1,0 +1,122 @@
+"""Tables of broadcasts: the campaign, its variants, the recipients chosen when it starts and one
+delivery row per recipient × message, written before anything is sent (the send's idempotency key)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tutti.platform.db import Base, BigId, Json, UTCDateTime, utcnow
+
+CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
+DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+CHANNEL_KINDS = ("line", "sms", "email")
+
+
+class Campaign(Base):
+    """A broadcast. Its row is the state of the send: the job reads and moves it, so any worker can resume."""
+
+    __tablename__ = "campaign"
+    __table_args__ = (Index("ix_campaign_workspace_id", "workspace_id", "id"), Index("ix_campaign_status", "status"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16), default="marketing")  # marketing (counts toward caps), transactional
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    # {"segment_ids": [...], "exclude_segment_ids": [...], "contact_ids": [...] (an explicit list, e.g. testers)}
+    audience: Mapped[dict] = mapped_column(Json, default=dict)
+    channels: Mapped[list] = mapped_column(Json, default=list)  # fallback order by reachability, e.g. ["line", "sms", "email"]
+    channel_ids: Mapped[dict] = mapped_column(Json, default=dict)  # kind -> channel id; the workspace's default when absent
+    holdout_percent: Mapped[float] = mapped_column(Float, default=0)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    quiet_hours: Mapped[dict | None] = mapped_column(Json)  # {"start": "21:00", "end": "09:00"} in the workspace's zone
+    frequency_cap: Mapped[dict | None] = mapped_column(Json)  # {"max": 2, "days": 7}: marketing messages per person
+    attribution_days: Mapped[int] = mapped_column(Integer, default=7)
+    costs: Mapped[dict] = mapped_column(Json, default=dict)  # price per message per channel kind, workspace currency
+    # a random UUID (hex) per campaign: delivery keys derive from it, so keys never collide across campaigns
+    # or deployments that share a provider account
+    key_namespace: Mapped[str] = mapped_column(String(32))
+    # counters, moved in the same transactions as the rows they count (progress without COUNT(*))
+    recipients_count: Mapped[int] = mapped_column(Integer, default=0)
+    holdout_count: Mapped[int] = mapped_column(Integer, default=0)
+    deliveries_count: Mapped[int] = mapped_column(Integer, default=0)
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_count: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[dict] = mapped_column(Json, default=dict)  # reason -> contacts left out when the audience was taken
+    waiting: Mapped[str | None] = mapped_column(String(32))  # why a sending campaign is idle: quiet_hours, retry_backoff
+    message: Mapped[str | None] = mapped_column(Text)  # the last problem, in words
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    snapshot_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # when the audience was taken
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a sender touching it
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Variant(Base):
+    """One version of the message (A/B). Content per channel kind: a template id or inline content."""
+
+    __tablename__ = "variant"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int] = mapped_column(BigId, ForeignKey("campaign.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    split_percent: Mapped[float] = mapped_column(Float, default=100)
+    template_ids: Mapped[dict] = mapped_column(Json, default=dict)  # channel kind -> template id
+    content: Mapped[dict] = mapped_column(Json, default=dict)  # channel kind -> template content (as templates validate it)
+
+
+class CampaignRecipient(Base):
+    """Who was in the audience when the campaign started: the hold-out (no variant) and the others."""
+
+    __tablename__ = "campaign_recipient"
+    __table_args__ = (Index("ix_campaign_recipient_contact", "workspace_id", "contact_id"),)
+
+    campaign_id: Mapped[int] = mapped_column(BigId, ForeignKey("campaign.id", ondelete="CASCADE"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contact.id", ondelete="CASCADE"), primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    variant_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("variant.id", ondelete="CASCADE"))
+    is_holdout: Mapped[bool] = mapped_column(Boolean, default=False)
+    channel: Mapped[str] = mapped_column(String(8))  # the channel kind chosen (the hold-out's would-be channel)
+
+
+class Delivery(Base):
+    """One message to one contact. Written (queued) before the send; `key` is the provider's idempotency key.
+
+    queued → sending (claimed, batch_key set, committed before the provider is called) → sent | failed;
+    a transient failure goes back to queued with attempts + 1 and a not_before; cancel turns queued into
+    cancelled."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        Index("ix_delivery_campaign_status", "campaign_id", "status", "id"),
+        Index("ix_delivery_contact_created", "workspace_id", "contact_id", "created_at"),
+        Index("ix_delivery_batch", "batch_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    campaign_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("campaign.id", ondelete="CASCADE"))
+    variant_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("variant.id", ondelete="SET NULL"))
+    contact_id: Mapped[int] = mapped_column(BigId, ForeignKey("contact.id", ondelete="CASCADE"))
+    channel_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("channel.id", ondelete="SET NULL"))  # provider account
+    channel: Mapped[str] = mapped_column(String(8))  # kind: line, sms, email
+    address: Mapped[str] = mapped_column(String(320))
+    key: Mapped[str] = mapped_column(String(36), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    # "m:<uuid>" one provider request to many (LINE multicast), "s:<uuid>" single sends claimed together
+    batch_key: Mapped[str | None] = mapped_column(String(40))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retry back-off
+    error_code: Mapped[str | None] = mapped_column(String(32))
+    error_reason: Mapped[str | None] = mapped_column(Text)
+    provider_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
