@@ -12,6 +12,12 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import imports_api
 
     app.include_router(imports_api.router, prefix="/api/v1")
+    from tutti.reach.templates import api as templates_api
+
+    app.include_router(templates_api.router, prefix="/api/v1")
+    from tutti.reach.tracking import public as tracking_public
+
+    app.include_router(tracking_public.router)  # /l/{code}, /o/{code}.gif, /u/{token}: addresses in messages
     from tutti.platform import api as platform_api
 
     app.include_router(platform_api.router, prefix="/api/v1")
@@ -35,3 +41,6 @@ def mount_all(app: FastAPI) -> None:
 
     widget_api.install(app)  # CORS per widget key for /widget/api/…
     app.include_router(widget_api.router)  # /widget.js and the widget's public endpoints
+    from tutti.converse.inbox import ui as inbox_ui
+
+    app.include_router(inbox_ui.router)  # /inbox, its live events, canned responses, metrics, widget settings
