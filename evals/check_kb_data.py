@@ -1,13 +1,14 @@
 """Checks the demo knowledge base and its eval sets (run: python evals/check_kb_data.py).
 
 JSON per line, required fields, unique ids, 4-8 distinct phrasings per item, every expected id exists,
-no test or validation question equals a stored phrasing after normalising (NFKC, case, spaces and
-punctuation), the test and validation sets are disjoint, and counts per kind and language. Exits 1 on
+no test or validation question equals (after normalising NFKC, case, spaces and punctuation) or nearly
+equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, and counts per kind and language. Exits 1 on
 any problem, so a data edit that breaks the eval's premise is caught before the eval runs.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import sys
 import unicodedata
@@ -16,10 +17,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
-SETS = {"test": ROOT / "evals/data/knowledge_questions.jsonl", "validation": ROOT / "evals/data/knowledge_validation.jsonl"}
+SETS = {
+    "test": ROOT / "evals/data/knowledge_questions.jsonl",
+    "validation": ROOT / "evals/data/knowledge_validation.jsonl",
+}
 LANGUAGES = {"zh-TW", "en", "both"}
 TEAMS = {"support", "sales", "billing"}
 KINDS = {"in_scope", "out_of_scope", "cross_lingual"}
+NEAR_COPY = 0.9  # a test question this similar (difflib ratio) to a stored phrasing is a copy with a typo
 
 
 def norm(text: str) -> str:
@@ -73,7 +78,21 @@ def check_faq(problems: list[str]) -> dict[str, dict]:
     return items
 
 
-def check_set(name: str, path: Path, items: dict[str, dict], stored: set[str], problems: list[str]) -> list[dict]:
+def _near_copy(text: str, stored: set[str]) -> str | None:
+    for phrasing in stored:
+        matcher = difflib.SequenceMatcher(None, text, phrasing, autojunk=False)
+        if (
+            matcher.real_quick_ratio() >= NEAR_COPY
+            and matcher.quick_ratio() >= NEAR_COPY
+            and matcher.ratio() >= NEAR_COPY
+        ):
+            return phrasing
+    return None
+
+
+def check_set(
+    name: str, path: Path, items: dict[str, dict], stored: set[str], problems: list[str]
+) -> list[dict]:
     rows = read_jsonl(path, problems)
     seen: set[str] = set()
     for row in rows:
@@ -88,13 +107,17 @@ def check_set(name: str, path: Path, items: dict[str, dict], stored: set[str], p
             problems.append(f"{where}: expected {expected!r} is not an item")
         if norm(q) in stored:
             problems.append(f"{where}: copies a stored phrasing: {q!r}")
+        elif near := _near_copy(norm(q), stored):
+            problems.append(f"{where}: nearly copies the stored phrasing {near!r}: {q!r}")
         if norm(q) in seen:
             problems.append(f"{where}: repeated question {q!r}")
         seen.add(norm(q))
         if kind == "cross_lingual" and expected in items:
             item_lang, q_lang = items[expected]["language"], row["language"]
             if item_lang == "both" or item_lang == q_lang:
-                problems.append(f"{where}: cross_lingual but item {expected} is {item_lang} and question {q_lang}")
+                problems.append(
+                    f"{where}: cross_lingual but item {expected} is {item_lang} and question {q_lang}"
+                )
     return rows
 
 
@@ -102,19 +125,41 @@ def main() -> int:
     problems: list[str] = []
     items = check_faq(problems)
     stored = {norm(q) for row in items.values() for q in row.get("questions", [])}
-    sets = {name: check_set(name, path, items, stored, problems) for name, path in SETS.items() if path.exists()}
+    sets = {
+        name: check_set(name, path, items, stored, problems) for name, path in SETS.items() if path.exists()
+    }
     if "test" in sets and "validation" in sets:
-        overlap = {norm(r["question"]) for r in sets["test"]} & {norm(r["question"]) for r in sets["validation"]}
+        overlap = {norm(r["question"]) for r in sets["test"]} & {
+            norm(r["question"]) for r in sets["validation"]
+        }
         for q in sorted(overlap):
             problems.append(f"in both test and validation: {q!r}")
-    print(json.dumps({"items": len(items), "phrasings": sum(len(r.get("questions", [])) for r in items.values()),
-                      "by_language": Counter(r.get("language") for r in items.values()),
-                      "by_topic": Counter(r.get("topic") for r in items.values())}, ensure_ascii=False))
+    print(
+        json.dumps(
+            {
+                "items": len(items),
+                "phrasings": sum(len(r.get("questions", [])) for r in items.values()),
+                "by_language": Counter(r.get("language") for r in items.values()),
+                "by_topic": Counter(r.get("topic") for r in items.values()),
+            },
+            ensure_ascii=False,
+        )
+    )
     for name, rows in sets.items():
         covered = {r["expected"] for r in rows if r.get("expected")}
-        print(json.dumps({"set": name, "questions": len(rows), "by_kind": Counter(r.get("kind") for r in rows),
-                          "by_language": Counter(r.get("language") for r in rows),
-                          "items_covered": len(covered), "items_total": len(items)}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "set": name,
+                    "questions": len(rows),
+                    "by_kind": Counter(r.get("kind") for r in rows),
+                    "by_language": Counter(r.get("language") for r in rows),
+                    "items_covered": len(covered),
+                    "items_total": len(items),
+                },
+                ensure_ascii=False,
+            )
+        )
     for p in problems:
         print("PROBLEM", p)
     return 1 if problems else 0
