@@ -21,6 +21,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": _MANAGERS,
     "audit.read": _MANAGERS,
     "workspace.manage": _MANAGERS,
+    "templates.manage": _MARKETING,
 }
 
 
