@@ -3,6 +3,9 @@ emulator, and a campaign ready to send."""
 
 from __future__ import annotations
 
+import hashlib
+import os
+import time
 from datetime import timedelta
 
 from sqlalchemy import insert, select
@@ -12,6 +15,7 @@ from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
 
 ACTOR = Actor.cli()
+RUN = f"{os.getpid()}-{time.time_ns()}"  # the emulator outlives a test's database: ids must not repeat
 TEXT = {"messages": [{"type": "text", "text": "{{ first_name | default('朋友') }}，週年慶開跑！"}]}
 
 
@@ -30,7 +34,7 @@ def add_contacts(database, workspace_id: int, count: int, *, line: bool = True, 
         for contact_id in ids:
             if line:
                 identities.append({"workspace_id": workspace_id, "contact_id": contact_id, "kind": "line_uid",
-                                   "value": f"U{prefix}{workspace_id:04x}{contact_id:027x}"[:33], "source": "test", "created_at": now})
+                                   "value": line_id(prefix, workspace_id, contact_id), "source": "test", "created_at": now})
                 consents.append({"contact_id": contact_id, "channel": "line", "workspace_id": workspace_id, "status": line_status,
                                  "source": "test", "updated_at": now})
             if phone:
@@ -50,6 +54,11 @@ def add_contacts(database, workspace_id: int, count: int, *, line: bool = True, 
         if consents:
             db.execute(insert(Consent), consents)
         return ids
+
+
+def line_id(prefix: str, workspace_id: int, contact_id: int) -> str:
+    """A LINE user id as LINE spells them (U + 32 hex digits), unique per test run."""
+    return "U" + hashlib.md5(f"{RUN}-{prefix}-{workspace_id}-{contact_id}".encode()).hexdigest()
 
 
 def line_uid(database, contact_id: int) -> str:

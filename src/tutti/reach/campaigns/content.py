@@ -93,15 +93,15 @@ class Message:
             if len(self.memo) >= MEMO_LIMIT:
                 self.memo.clear()
             rendered = self.memo[memo_key] = self.renderer.render(context)
-        if self.rewriter is not None:
-            return self.rewriter.rewrite(rendered, delivery_id)
+        if self.rewriter is not None:  # it rewrites in place: never the memoised payload itself
+            return self.rewriter.rewrite(orjson.loads(orjson.dumps(rendered)), delivery_id)
         return rendered
 
 
 def prepare(db: Session, *, campaign: Campaign, variant: Variant, kind: str) -> Message:
     content = content_for(db, campaign=campaign, variant=variant, kind=kind)
-    templates = _templates()
-    renderer = templates.compile_content(kind, content)
+    renderer = _templates().compile_content(kind, content)
+    rendered = getattr(renderer, "skeleton", content)  # what is rendered (e-mail adds its unsubscribe link)
     rewriter = None
     try:
         from tutti.reach.tracking import links
@@ -109,9 +109,7 @@ def prepare(db: Session, *, campaign: Campaign, variant: Variant, kind: str) -> 
         links = None
     if links is not None:
         rewriter = links.prepare(db, workspace_id=campaign.workspace_id, campaign_id=campaign.id, variant_id=variant.id,
-                                 payload=content)
-        if not getattr(rewriter, "links", True):
-            rewriter = None
-    # the variables of what is rendered (e-mail adds its unsubscribe link to the content)
-    rendered = getattr(renderer, "skeleton", content)
+                                 payload=rendered, channel=kind)
+        if not (getattr(rewriter, "positions", True) or getattr(rewriter, "open_pixel", False)):
+            rewriter = None  # nothing to track: the payload is the same for everyone who renders alike
     return Message(renderer=renderer, variables=tuple(sorted(_variables(rendered))), rewriter=rewriter)

@@ -203,8 +203,9 @@ def _lock(db: Session, query):
     return query.with_for_update(skip_locked=True) if db.get_bind().dialect.name == "postgresql" else query
 
 
-def claim(sender: Sender, *, limit: int = CLAIM_SIZE) -> list[Request]:
+def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
+    limit = limit or CLAIM_SIZE  # read at call time, so a changed CLAIM_SIZE takes effect
     now = utcnow()
     due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
     with sender.database.session() as db:

@@ -1,0 +1,245 @@
+"""The send engine against the LINE emulator, through line-bot-sdk: multicast of identical payloads, push of
+personalised ones, retries that keep their key, a crash between the provider's answer and the outcome
+write, pause / resume / cancel mid-send, quiet hours, and permanent failures with LINE's reason."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.channels import emulator
+from tests.reach.campaign_world import ACTOR, add_contacts, connect_line, line_uid, make_campaign
+from tutti.platform.db import utcnow
+from tutti.reach.campaigns import engine, service
+from tutti.reach.campaigns.models import Campaign, Delivery
+
+line_emulator = emulator.line_emulator  # the fixture
+
+SAME_FOR_ALL = {"messages": [{"type": "text", "text": "週年慶全館 8 折，只到週日！"}]}
+BY_NAME = {"messages": [{"type": "text", "text": "{{ name | default('朋友') }}，週年慶全館 8 折"}]}
+
+
+def _start(database, workspace_id, campaign_id) -> None:
+    """Sending status without running the job (the queue is immediate in tests): the test drives engine.run."""
+    with database.session() as db:
+        campaign = db.get(Campaign, campaign_id)
+        service.check_ready(db, campaign)
+        campaign.status, campaign.started_at = "sending", utcnow()
+
+
+def _statuses(database, campaign_id) -> dict:
+    with database.read_session() as db:
+        return dict(db.execute(select(Delivery.status, func.count()).where(Delivery.campaign_id == campaign_id)
+                               .group_by(Delivery.status)).all())
+
+
+def _campaign(database, campaign_id) -> Campaign:
+    with database.read_session() as db:
+        return db.get(Campaign, campaign_id)
+
+
+def _received(database, emulator, ids) -> dict[int, list[str]]:
+    return {contact_id: [m["message"]["text"] for m in emulator.messages(line_uid(database, contact_id))] for contact_id in ids}
+
+
+def test_identical_payloads_go_by_multicast_once_each(database, workspace_id, line_emulator):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 1200)
+    campaign_id = make_campaign(database, workspace_id, ids, holdout_percent=10,
+                                variants=[{"name": "A", "split_percent": 100, "content": {"line": SAME_FOR_ALL}}])
+    with database.session() as db:
+        service.send_now(db, workspace_id=workspace_id, campaign_id=campaign_id, actor=ACTOR)  # runs inline after commit
+    campaign = _campaign(database, campaign_id)
+    assert campaign.status == "sent" and campaign.finished_at is not None
+    assert campaign.sent_count == campaign.deliveries_count == 1200 - campaign.holdout_count
+    assert 60 < campaign.holdout_count < 180
+    received = _received(database, line_emulator, ids)
+    with database.read_session() as db:
+        delivered = set(db.scalars(select(Delivery.contact_id).where(Delivery.campaign_id == campaign_id)))
+    assert all(len(received[c]) == (1 if c in delivered else 0) for c in ids)
+    requests = line_emulator.emulator.requests
+    assert {r["endpoint"] for r in requests} == {"multicast"} and len(requests) == 3  # 500 + 500 + the rest
+    progress = service.progress(campaign)
+    assert progress["done"] and progress["queued"] == 0 and progress["percent"] == 100.0
+
+
+def test_personalised_payloads_go_one_by_one(database, workspace_id, line_emulator):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 12)
+    nameless = add_contacts(database, workspace_id, 3, names=False, prefix="n")
+    campaign_id = make_campaign(database, workspace_id, ids + nameless,
+                                variants=[{"name": "A", "split_percent": 100, "content": {"line": BY_NAME}}])
+    _start(database, workspace_id, campaign_id)
+    assert engine.run(campaign_id) == "sent"
+    received = _received(database, line_emulator, ids + nameless)
+    with database.read_session() as db:
+        from tutti.audience.models import Contact
+
+        names = dict(db.execute(select(Contact.id, Contact.name).where(Contact.id.in_(ids))).all())
+    for contact_id in ids:
+        assert received[contact_id] == [f"{names[contact_id]}，週年慶全館 8 折"]
+    # the three without a name share one payload: one multicast
+    assert all(received[c] == ["朋友，週年慶全館 8 折"] for c in nameless)
+    endpoints = [r["endpoint"] for r in line_emulator.emulator.requests]
+    assert endpoints.count("push") == 12 and endpoints.count("multicast") == 1
+
+
+def test_a_crash_after_the_provider_answered_resends_with_the_same_keys(database, workspace_id, line_emulator, monkeypatch):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 40)
+    personalised = add_contacts(database, workspace_id, 5, prefix="p")
+    campaign_id = make_campaign(database, workspace_id, ids + personalised, variants=[
+        {"name": "A", "split_percent": 100, "content": {"line": {"messages": [{"type": "text", "text": "{{ city | default('台灣') }} 限定"}]}}}])
+    with database.session() as db:
+        from tutti.audience.models import Contact
+
+        for contact_id in personalised:  # five cities: pushes; the rest share "台灣": a multicast
+            db.get(Contact, contact_id).city = f"city{contact_id}"
+    _start(database, workspace_id, campaign_id)
+    real_record = engine.record
+
+    def die(sender, results):
+        raise SystemExit("the worker died after LINE accepted the batch")
+
+    monkeypatch.setattr(engine, "record", die)
+    with pytest.raises(SystemExit):
+        engine.run(campaign_id)
+    assert _statuses(database, campaign_id) == {"sending": 45}
+    assert len(line_emulator.emulator.requests) == 6
+    monkeypatch.setattr(engine, "record", real_record)
+    assert engine.run(campaign_id) == "sent"
+    assert _statuses(database, campaign_id) == {"sent": 45}
+    assert all(len(texts) == 1 for texts in _received(database, line_emulator, ids + personalised).values())
+    assert line_emulator.emulator.stats["rejected_409"] == 6  # the same requests again, each known by its retry key
+    assert _campaign(database, campaign_id).sent_count == 45
+
+
+def test_a_crash_before_the_provider_was_called_sends_on_restart(database, workspace_id, line_emulator, monkeypatch):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 10)
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": {"line": SAME_FOR_ALL}}])
+    _start(database, workspace_id, campaign_id)
+
+    def die(self, requests):
+        raise SystemExit("killed after marking the batch sending")
+
+    monkeypatch.setattr(engine.Sender, "send", die)
+    with pytest.raises(SystemExit):
+        engine.run(campaign_id)
+    assert _statuses(database, campaign_id) == {"sending": 10} and not line_emulator.emulator.requests
+    monkeypatch.undo()
+    assert engine.run(campaign_id) == "sent"
+    assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
+
+
+def test_answer_lost_after_accept_is_retried_with_the_same_key(database, workspace_id, line_emulator, monkeypatch):
+    monkeypatch.setattr(engine, "BACKOFF_SECONDS", 0.05)
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 8)
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": {"line": SAME_FOR_ALL}}])
+    line_emulator.configure(faults=[{"endpoint": "multicast", "status": 500, "count": 1, "after_accept": True}])
+    _start(database, workspace_id, campaign_id)
+    assert engine.run(campaign_id) == "sent"
+    assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
+    assert line_emulator.emulator.stats["rejected_409"] == 1
+    with database.read_session() as db:
+        assert set(db.scalars(select(Delivery.attempts).where(Delivery.campaign_id == campaign_id))) == {2}
+
+
+def test_rate_limits_back_off_and_permanent_errors_keep_the_reason(database, workspace_id, line_emulator, monkeypatch):
+    monkeypatch.setattr(engine, "BACKOFF_SECONDS", 0.05)
+    monkeypatch.setattr(engine, "MAX_ATTEMPTS", 3)
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 6)
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": {"line": BY_NAME}}])
+    blocked = line_uid(database, ids[0])
+    line_emulator.configure(blocked=[blocked], faults=[{"endpoint": "push", "status": 429, "count": 2}])
+    _start(database, workspace_id, campaign_id)
+    assert engine.run(campaign_id) == "sent"
+    with database.read_session() as db:
+        rows = {d.contact_id: d for d in db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id))}
+    assert rows[ids[0]].status == "failed" and rows[ids[0]].error_code == "400" and "Failed to send" in rows[ids[0]].error_reason
+    assert all(rows[c].status == "sent" for c in ids[1:])
+    campaign = _campaign(database, campaign_id)
+    assert (campaign.sent_count, campaign.failed_count) == (5, 1)
+
+
+def test_pause_resume_and_cancel_mid_send(database, workspace_id, line_emulator, monkeypatch):
+    monkeypatch.setattr(engine, "CLAIM_SIZE", 10)
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 50)
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": {"line": BY_NAME}}])
+    _start(database, workspace_id, campaign_id)
+    real_record = engine.record
+    calls = []
+
+    def record_then(action):
+        def wrapped(sender, results):
+            out = real_record(sender, results)
+            calls.append(1)
+            if len(calls) == 2:
+                with database.session() as db:
+                    action(db, workspace_id=workspace_id, campaign_id=sender.campaign_id, actor=ACTOR)
+            return out
+        return wrapped
+
+    monkeypatch.setattr(engine, "record", record_then(service.pause))
+    assert engine.run(campaign_id) == "paused"
+    paused = _statuses(database, campaign_id)
+    assert 20 <= paused["sent"] <= 30 and paused["queued"] == 50 - paused["sent"]
+    assert sum(len(t) for t in _received(database, line_emulator, ids).values()) == paused["sent"]
+
+    with database.session() as db:  # resume queues the job again (immediate in tests: it runs on commit)
+        monkeypatch.setattr(engine, "record", real_record)
+        service.resume(db, workspace_id=workspace_id, campaign_id=campaign_id, actor=ACTOR)
+    assert _statuses(database, campaign_id) == {"sent": 50}
+    assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
+
+    other = make_campaign(database, workspace_id, ids, name="second")
+    _start(database, workspace_id, other)
+    calls.clear()
+    monkeypatch.setattr(engine, "record", record_then(service.cancel))
+    assert engine.run(other) == "cancelled"
+    statuses = _statuses(database, other)
+    campaign = _campaign(database, other)
+    assert set(statuses) == {"sent", "cancelled"} and statuses["cancelled"] == campaign.cancelled_count
+    assert campaign.finished_at is not None and service.progress(campaign)["queued"] == 0
+
+
+def test_quiet_hours_postpone_and_the_tick_resumes(database, workspace_id, line_emulator):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 3)
+    now = utcnow().astimezone(__import__("zoneinfo").ZoneInfo("Asia/Taipei"))
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    campaign_id = make_campaign(database, workspace_id, ids, quiet_hours={"start": start, "end": end})
+    _start(database, workspace_id, campaign_id)
+    assert engine.run(campaign_id) == "waiting"
+    campaign = _campaign(database, campaign_id)
+    assert campaign.waiting == "quiet_hours" and campaign.deliveries_count == 3 and not line_emulator.emulator.requests
+    with database.session() as db:
+        db.get(Campaign, campaign_id).quiet_hours = None
+        db.get(Campaign, campaign_id).heartbeat_at = utcnow() - timedelta(minutes=5)
+    from tutti.reach.campaigns.jobs import start_and_resume_campaigns
+
+    start_and_resume_campaigns()
+    assert _campaign(database, campaign_id).status == "sent"
+
+
+def test_scheduled_campaigns_start_on_the_tick(database, workspace_id, line_emulator):
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 3)
+    campaign_id = make_campaign(database, workspace_id, ids)
+    with database.session() as db:
+        service.schedule(db, workspace_id=workspace_id, campaign_id=campaign_id, scheduled_at=utcnow() + timedelta(hours=2),
+                         actor=ACTOR)
+    from tutti.reach.campaigns.jobs import start_and_resume_campaigns
+
+    start_and_resume_campaigns()
+    assert _campaign(database, campaign_id).status == "scheduled"
+    with database.session() as db:
+        db.get(Campaign, campaign_id).scheduled_at = utcnow() - timedelta(seconds=1)
+    start_and_resume_campaigns()
+    assert _campaign(database, campaign_id).status == "sent"
+    assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
