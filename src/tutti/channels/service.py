@@ -296,3 +296,10 @@ def describe(channel: Channel) -> dict:
         body["bot_user_id"], body["basic_id"] = channel.bot_user_id, channel.basic_id
         body["webhook_path"] = f"/webhooks/line/{channel.id}"
     return body
+
+
+def mark_bounced(db: Session, *, workspace_id: int, address: str, reason: str) -> int | None:
+    """E-mail to this address bounced permanently: its contact's e-mail consent becomes `bounced`."""
+    from tutti.channels.email import mark_bounced as mark
+
+    return mark(db, workspace_id=workspace_id, address=address, reason=reason)
