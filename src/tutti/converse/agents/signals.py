@@ -108,8 +108,8 @@ _INTENTS: list[tuple[str, list[str]]] = [
     ("unsubscribe", [r"取消訂閱", r"退訂", r"不(要|想)再(收到|寄|傳|發|接收)", r"別再(寄|傳|發)", r"取消(電子報|簡訊|通知)",
                      r"\bunsubscribe\b", r"\bopt(-| )?out\b", r"\bstop (sending|emailing|texting|messaging)\b",
                      r"\b(no|don't send) more (emails|messages|newsletters)\b", r"\bremove me from\b"]),
-    ("update_email", [r"(改|更新|變更|修改|換)(我的)?(一下)?(email|e-mail|電子郵件|信箱|電郵|mail)",
-                      r"(email|e-mail|電子郵件|信箱)(要)?(改|更新|變更|換)",
+    ("update_email", [r"(改|更新|變更|修改|換).{0,5}(email|e-mail|電子郵件|信箱|電郵|mail)",
+                      r"(email|e-mail|電子郵件|信箱|電郵).{0,3}(改|更新|變更|換)",
                       r"\b(change|update|new|correct|edit) (my )?(e-?mail|email address)\b", r"\bmy new e-?mail\b"]),
     ("order_status", [r"訂單.{0,8}(到|寄|出貨|狀態|進度|哪|物流|配送|送達)", r"(包裹|貨|東西|商品).{0,6}(到了|到哪|寄出|出貨|什麼時候到|送達|還沒到)",
                       r"什麼時候(會)?(到|寄|出貨|送達)", r"(出貨|寄出|到貨)了(嗎|沒)", r"物流(狀態|進度)", r"查(詢)?(一下)?(我的)?訂單",
@@ -196,4 +196,9 @@ def similar(a: str, b: str) -> float:
     left, right = grams(a), grams(b)
     if not left or not right:
         return 0.0
-    return len(left & right) / len(left | right)
+    shared = len(left & right)
+    jaccard = shared / len(left | right)
+    # a rephrasing that adds words ("所以…是誰付") still covers the shorter question; a very short one
+    # ("退貨") covers too much by chance, so only questions of 4+ pieces count that way
+    smaller = min(len(left), len(right))
+    return max(jaccard, shared / smaller if smaller >= 4 else 0.0)

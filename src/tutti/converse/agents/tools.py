@@ -55,6 +55,9 @@ def _order_dict(order) -> dict:
             "tracking": {k: v for k, v in (order.properties or {}).items() if k in ("tracking_number", "carrier", "shipped_at", "eta")}}
 
 
+_ORDERISH = re.compile(r"#?[A-Za-z]{0,6}[-_]?\d{3,}[\w\-]*")
+
+
 def _find_order(db: Session, workspace_id: int, contact_id: int, refs: list[str]):
     """The first of `refs` that is one of THIS contact's orders (case and dash insensitive)."""
     if not refs:
@@ -69,8 +72,9 @@ def order_status(db: Session, *, workspace_id: int, contact_id: int, order_numbe
     refs = ([order_number] if order_number else []) + list(refs or [])
     if refs:
         found = _find_order(db, workspace_id, contact_id, refs)
-        if found is None and order_number:  # a number was given and it is not theirs: say so, show nothing
-            return {"found": False, "order_number": order_number}
+        named = order_number or next((r for r in refs if _ORDERISH.fullmatch(r)), None)
+        if found is None and named:  # a number was given and it is not theirs: say so, show nothing
+            return {"found": False, "order_number": named}
         if found is not None:
             view = commerce.get_order(db, workspace_id=workspace_id, external_id=found)
             return {"found": True, "order": _order_dict(view)}
@@ -88,14 +92,15 @@ def order_list(db: Session, *, workspace_id: int, contact_id: int, limit: int = 
 def product_search(db: Session, *, workspace_id: int, contact_id: int | None, query: str = "", limit: int = 3) -> dict:
     """The catalogue is the shop's, not a person's: any words of the query, else what this contact's
     categories suggest (things they have not bought), else the best sellers."""
-    from tutti.converse.agents.signals import fold
-
-    words = [w for w in re.findall(r"[\w\u3400-\u9fff]{2,}", fold(query or "")) if w not in _QUERY_NOISE][:6]
+    words = _query_words(query)
     base = select(Product).where(Product.workspace_id == workspace_id)
     products: list[Product] = []
     if words:
         conditions = [or_(func.lower(Product.name).contains(w), func.lower(func.coalesce(Product.category, "")).contains(w)) for w in words]
-        products = list(db.scalars(base.where(or_(*conditions)).order_by(Product.id).limit(limit)))
+        found = list(db.scalars(base.where(or_(*conditions)).order_by(Product.id).limit(200)))
+        # most query words in the name first
+        found.sort(key=lambda p: -sum(w in (p.name or "").lower() for w in words) - 0.5 * sum(w in (p.category or "").lower() for w in words))
+        products = found[:limit]
     if not products and contact_id is not None:
         bought = select(OrderLine.product_id).join(Order, Order.id == OrderLine.order_id).where(
             Order.workspace_id == workspace_id, Order.contact_id == contact_id, OrderLine.product_id.is_not(None))
@@ -108,8 +113,21 @@ def product_search(db: Session, *, workspace_id: int, contact_id: int | None, qu
     return {"products": [{"name": p.name, "price": p.price, "currency": p.currency, "url": p.url, "category": p.category} for p in products[:limit]]}
 
 
-_QUERY_NOISE = {"推薦", "有沒有", "沒有", "有賣", "recommend", "you", "do", "sell", "have", "any", "some", "looking", "for", "what", "should",
-                "buy", "想買", "想找", "請問", "please", "the", "and", "嗎"}
+def _query_words(query: str) -> list[str]:
+    from tutti.converse.agents.signals import fold
+
+    folded = fold(query or "")
+    try:
+        from tutti.ai.text import tokens
+
+        pieces = tokens(folded)
+    except Exception:  # noqa: BLE001 - without jieba: runs of letters/characters
+        pieces = re.findall(r"[\w\u3400-\u9fff]+", folded)
+    return [w for w in dict.fromkeys(pieces) if len(w) >= 2 and w not in _QUERY_NOISE][:8]
+
+
+_QUERY_NOISE = {"一些", "一下", "我們", "你們", "什麼", "哪些", "可以", "請問", "有沒有", "推薦我", "給我", "商品", "產品", "東西","推薦", "沒有", "有賣", "recommend", "you", "do", "sell", "have", "any", "some", "looking", "for", "what", "should",
+                "buy", "想買", "想找", "please", "the", "and", "嗎"}
 
 
 def my_profile(db: Session, *, workspace_id: int, contact_id: int) -> dict:
