@@ -19,6 +19,11 @@ def seed_messages(database, seed: Seed) -> None:
         template = service.create_template(db, workspace_id=seed.workspace_id, name=f"{seed.marker} template", channel="sms",
                                            content=_sms(seed.marker), actor=Actor.cli())
         seed.parts["template"] = template.id
+    from tests.reach.tracking_world import send_campaign
+
+    sent = send_campaign(database, seed.workspace_id, variants={"A": [seed.contact]}, holdout=[seed.other],
+                         name=f"{seed.marker} report campaign")
+    seed.parts["report_campaign"] = sent.campaign_id
 
 
 def fresh_template(s: Seed) -> int:
@@ -48,6 +53,10 @@ TENANCY = {
         lambda m, t: (f"{V1}/templates/{t.parts['template']}/test-send", {"to": "+886912345678"}),
         lambda m, t: (f"{V1}/templates/{m.parts['template']}/test-send", {"to": "+886912345678", "contact_id": t.contact}),
     ),
+    ("GET", f"{V1}/campaigns/{{campaign_id}}/report"): foreign(lambda m, t: f"{V1}/campaigns/{t.parts['report_campaign']}/report"),
+    ("GET", f"{V1}/campaigns/{{campaign_id}}/report.csv"): foreign(lambda m, t: f"{V1}/campaigns/{t.parts['report_campaign']}/report.csv"),
+    ("POST", f"{V1}/campaigns/{{campaign_id}}/report/refresh"): foreign(
+        lambda m, t: f"{V1}/campaigns/{t.parts['report_campaign']}/report/refresh"),
 }
 
 ROLES = {
@@ -58,4 +67,7 @@ ROLES = {
     ("DELETE", f"{V1}/templates/{{template_id}}"): ("templates.manage", lambda s: f"{V1}/templates/{fresh_template(s)}"),
     ("POST", f"{V1}/templates/preview"): ("templates.manage", lambda s: (f"{V1}/templates/preview", {"channel": "sms", "content": {"text": "{{ name }}"}, "contact_id": s.contact})),
     ("POST", f"{V1}/templates/{{template_id}}/test-send"): ("templates.manage", lambda s: (f"{V1}/templates/{s.parts['template']}/test-send", {"to": "+886912345678"})),
+    ("GET", f"{V1}/campaigns/{{campaign_id}}/report"): ("campaigns.read", lambda s: f"{V1}/campaigns/{s.parts['report_campaign']}/report"),
+    ("GET", f"{V1}/campaigns/{{campaign_id}}/report.csv"): ("campaigns.read", lambda s: f"{V1}/campaigns/{s.parts['report_campaign']}/report.csv"),
+    ("POST", f"{V1}/campaigns/{{campaign_id}}/report/refresh"): ("campaigns.read", lambda s: f"{V1}/campaigns/{s.parts['report_campaign']}/report/refresh"),
 }

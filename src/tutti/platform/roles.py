@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": _MANAGERS,
     "workspace.manage": _MANAGERS,
     "templates.manage": _MARKETING,
+    "campaigns.read": _EVERYONE,
 }
 
 

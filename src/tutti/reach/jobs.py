@@ -2,3 +2,4 @@
 
 import tutti.reach.campaigns.jobs  # noqa: F401
 import tutti.reach.segments.jobs  # noqa: F401
+import tutti.reach.tracking.jobs  # noqa: F401
