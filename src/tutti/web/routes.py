@@ -15,6 +15,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.reach.templates import api as templates_api
 
     app.include_router(templates_api.router, prefix="/api/v1")
+    from tutti.reach.tracking import api as reports_api
+
+    app.include_router(reports_api.router, prefix="/api/v1")
     from tutti.reach.tracking import public as tracking_public
 
     app.include_router(tracking_public.router)  # /l/{code}, /o/{code}.gif, /u/{token}: addresses in messages
