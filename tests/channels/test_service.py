@@ -38,7 +38,7 @@ def test_validation_names_the_field(database, workspace_id):
     with database.session() as db:
         with pytest.raises(InvalidInput) as error:
             service.connect(db, workspace_id=workspace_id, kind="line", name="x", actor=ACTOR, credentials={"channel_secret": "a"})
-        assert error.value.field == "secrets.access_token"
+        assert error.value.field == "credentials.access_token"
         with pytest.raises(InvalidInput) as error:
             service.connect(db, workspace_id=workspace_id, kind="fax", name="x", actor=ACTOR)
         assert error.value.field == "kind"

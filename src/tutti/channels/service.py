@@ -135,16 +135,17 @@ def _clean(field: Field, value: object, where: str) -> object:
 def _validated(kind: str, values: dict | None, section: str, *, previous: dict | None = None) -> dict:
     """Known fields only, typed, with defaults; `previous` holds stored values a partial update keeps."""
     values = dict(values or {})
+    label = "credentials" if section == "secrets" else section  # as the API and the forms spell it
     fields = SPECS[kind][section]
     names = {f.name for f in fields}
     unknown = sorted(set(values) - names)
     if unknown:
-        raise InvalidInput(f"{section}.{unknown[0]} is not a setting of a {kind} channel; known: {', '.join(sorted(names))}",
-                           field=f"{section}.{unknown[0]}")
+        raise InvalidInput(f"{label}.{unknown[0]} is not a setting of a {kind} channel; known: {', '.join(sorted(names))}",
+                           field=f"{label}.{unknown[0]}")
     out: dict = {}
     for field in fields:
         if field.name in values:
-            value = _clean(field, values[field.name], section)
+            value = _clean(field, values[field.name], label)
             # an empty secret in an update means "keep the stored one" (forms never show secrets back)
             if value is None and section == "secrets" and previous and previous.get(field.name):
                 value = previous[field.name]
@@ -153,7 +154,7 @@ def _validated(kind: str, values: dict | None, section: str, *, previous: dict |
         else:
             value = field.default
         if value is None and field.required:
-            raise InvalidInput(f"{section}.{field.name} is required for a {kind} channel", field=f"{section}.{field.name}")
+            raise InvalidInput(f"{label}.{field.name} is required for a {kind} channel", field=f"{label}.{field.name}")
         if value is not None:
             out[field.name] = value
     return out

@@ -21,6 +21,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": _MANAGERS,
     "audit.read": _MANAGERS,
     "workspace.manage": _MANAGERS,
+    "channels.read": _EVERYONE,  # campaigns, journeys and the inbox pick channels; secrets are never shown
+    "channels.manage": _MANAGERS,
     "templates.manage": _MARKETING,
     "campaigns.read": _EVERYONE,
 }

@@ -27,6 +27,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.channels import webhooks as channel_webhooks
 
     app.include_router(channel_webhooks.router)  # POST /webhooks/line/{channel_id}: LINE's inbound events
+    from tutti.channels import api as channels_api
+
+    app.include_router(channels_api.router, prefix="/api/v1")
     from tutti.audience import tracking_api
 
     app.include_router(tracking_api.router)  # Segment's paths: /v1/identify, /v1/batch, …
