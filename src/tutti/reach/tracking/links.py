@@ -87,6 +87,7 @@ class LinkRewriter:
         self.public_url = public_url.rstrip("/")
         self.open_pixel = open_pixel and channel == "email"
         self._signer = codes.Signer()
+        self._targets: list | None = None  # LINE: where the URLs are, found on the first payload
 
     def short_url(self, delivery_id: int, position: int) -> str:
         return f"{self.public_url}/l/{self._signer.link(delivery_id, position)}"
@@ -113,20 +114,40 @@ class LinkRewriter:
 
         return URL_RE.sub(replace, text)
 
-    def _line(self, value, swap, *, in_text_message: bool = False):
+    def _line_targets(self, value, path: tuple, found: list, *, in_text_message: bool = False) -> None:
+        """Where a LINE payload can hold tracked URLs: (path to the holder, key, "uri" | "text")."""
         if isinstance(value, dict):
             for key, child in value.items():
                 if key == "uri" and isinstance(child, str):
-                    short = swap(child)
-                    if short is not None:
-                        value[key] = short
+                    found.append((path, key, "uri"))
                 elif key == "text" and in_text_message and isinstance(child, str):
-                    value[key] = self._text(child, swap)
+                    found.append((path, key, "text"))
                 elif key != "text" and isinstance(child, dict | list):
-                    self._line(child, swap)
+                    self._line_targets(child, path + (key,), found)
         elif isinstance(value, list):
-            for child in value:
-                self._line(child, swap)
+            for index, child in enumerate(value):
+                self._line_targets(child, path + (index,), found)
+
+    def _line(self, payload: dict, swap) -> None:
+        # Every recipient's payload of one message has the same shape (rendering only changes text), so
+        # the places to look are found once, on the first payload.
+        if self._targets is None:
+            found: list = []
+            for index, message in enumerate(payload.get("messages") or []):
+                is_text = isinstance(message, dict) and message.get("type") == "text"
+                self._line_targets(message, ("messages", index), found, in_text_message=is_text)
+            self._targets = found
+        for path, key, kind in self._targets:
+            holder = payload
+            for part in path:
+                holder = holder[part]
+            value = holder[key]
+            if kind == "uri":
+                short = swap(value)
+                if short is not None:
+                    holder[key] = short
+            elif "http" in value:
+                holder[key] = self._text(value, swap)
 
     def rewrite(self, payload: dict, delivery_id: int) -> dict:
         """The payload with its tracked URLs swapped (changed in place and returned)."""
@@ -134,8 +155,7 @@ class LinkRewriter:
             return payload
         swap = self._swap(delivery_id)
         if self.channel == "line":
-            for message in payload.get("messages") or []:
-                self._line(message, swap, in_text_message=isinstance(message, dict) and message.get("type") == "text")
+            self._line(payload, swap)
         elif self.channel == "email":
             body = payload.get("html") or ""
             if body:
