@@ -112,11 +112,12 @@ def check_set(
         if norm(q) in seen:
             problems.append(f"{where}: repeated question {q!r}")
         seen.add(norm(q))
-        if kind == "cross_lingual" and expected in items:
+        if expected in items:
             item_lang, q_lang = items[expected]["language"], row["language"]
-            if item_lang == "both" or item_lang == q_lang:
+            crosses = item_lang not in ("both", q_lang)
+            if crosses != (kind == "cross_lingual"):
                 problems.append(
-                    f"{where}: cross_lingual but item {expected} is {item_lang} and question {q_lang}"
+                    f"{where}: kind {kind} but item {expected} is {item_lang} and the question {q_lang}"
                 )
     return rows
 
