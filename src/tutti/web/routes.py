@@ -43,6 +43,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import import_ui
 
     app.include_router(import_ui.router)
+    from tutti.channels import ui as channels_ui
+
+    app.include_router(channels_ui.router)  # /channels
     from tutti.converse.widget import api as widget_api
 
     widget_api.install(app)  # CORS per widget key for /widget/api/…
