@@ -24,6 +24,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "channels.read": _EVERYONE,  # campaigns, journeys and the inbox pick channels; secrets are never shown
     "channels.manage": _MANAGERS,
     "templates.manage": _MARKETING,
+    "segments.read": _EVERYONE,
+    "segments.manage": _MARKETING,
     "campaigns.read": _EVERYONE,
 }
 

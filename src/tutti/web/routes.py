@@ -12,6 +12,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.audience import imports_api
 
     app.include_router(imports_api.router, prefix="/api/v1")
+    from tutti.reach.segments import api as segments_api
+
+    app.include_router(segments_api.router, prefix="/api/v1")
     from tutti.reach.templates import api as templates_api
 
     app.include_router(templates_api.router, prefix="/api/v1")

@@ -47,7 +47,7 @@ from tutti.audience.models import (
     TagApplication,
 )
 from tutti.platform.db import BigId, UTCDateTime
-from tutti.platform.errors import InvalidInput
+from tutti.platform.errors import InvalidInput, NotFound
 from tutti.reach.segments import schema as s
 from tutti.reach.segments import sqlparts as sp
 from tutti.reach.segments.models import EventCountWatermark, EventDailyCount, Segment, SegmentMember
@@ -517,7 +517,7 @@ def _segment(node: s.SegmentRef, ctx: Context, path: str) -> ColumnElement:
     else:
         stored = ctx.db.scalar(select(Segment.rules).where(Segment.id == node.segment_id, Segment.workspace_id == ctx.workspace_id))
         if stored is None:
-            raise InvalidInput(f"{path}.segment_id: no segment {node.segment_id} in this workspace", field=f"{path}.segment_id")
+            raise NotFound(f"{path}.segment_id: no segment {node.segment_id} in this workspace", field=f"{path}.segment_id")
         inner = Context(workspace_id=ctx.workspace_id, now=ctx.now, attribute_types=ctx.attribute_types, db=ctx.db,
                         use_daily_counts=ctx.use_daily_counts, _stack=(*ctx._stack, node.segment_id))
         inside = group(s.parse(stored).root, inner, path)
