@@ -238,6 +238,12 @@ def demo(
     typer.echo(f"  e-mail {info.email}")
     typer.echo(f"  pass   {info.password}\n")
     if serve_after:
+        from tutti.channels import demo as channels_demo
+
+        line = channels_demo.demo_line_channel(db, info.workspace_id)
+        emulator = channels_demo.start_emulator(tutti_url=s.public_url, channel_id=line.id if line else None, data_dir=s.data_dir)
+        if emulator:
+            typer.echo(f"  LINE emulator (the customers' phones) {emulator}/_emulator/phone\n")
         serve(host=None, port=None)
 
 

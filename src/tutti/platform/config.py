@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    line_emulator_url: str = Field(default="http://127.0.0.1:8001", description="the LINE emulator the demo workspace's LINE "
+                                   "channel talks to; `tutti demo` starts one there when nothing answers")
     cookie_secure: bool | None = Field(default=None, description="default: true when base_url is https")
     login_attempts_per_minute: int = Field(default=10, ge=1)
     worker_threads: int = Field(default=2, ge=1, le=64)
