@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from tutti.audience import demo
+from tutti.audience.models import Identity
 from tutti.converse.conversations.models import AgentDecision, Conversation, Message, Team, TeamMember
 from tutti.converse.knowledge.models import KnowledgeItem, KnowledgePhrasing
 from tutti.platform.models import Membership
@@ -51,6 +52,10 @@ def test_the_demo_build_loads_the_kb_teams_and_conversations(database):
             assert c.created_at <= c.last_message_at and c.first_customer_message_at == c.created_at
             assert (c.status == "waiting") == (c.assignee_user_id is None and not c.handled_by_bot_only)
             assert c.created_at.date() < date(2025, 12, 31)
+        line_contacts = {c.contact_id for c in conversations if c.channel == "line"}
+        followers = set(db.scalars(select(Identity.contact_id).where(Identity.workspace_id == w, Identity.kind == "line_uid",
+                                                                     Identity.contact_id.in_(line_contacts))))
+        assert line_contacts and line_contacts == followers  # a person's reply on LINE can reach them
         decisions = Counter(db.scalars(select(AgentDecision.action).where(AgentDecision.workspace_id == w)))
         assert decisions["answer"] >= 15 and decisions["tool"] >= 1 and decisions["handoff"] >= 5
         # an answered conversation shows the item's answer with its source

@@ -16,7 +16,7 @@ from importlib import resources
 
 from sqlalchemy import insert, select
 
-from tutti.audience.models import Contact, Order
+from tutti.audience.models import Identity, Order
 from tutti.converse.agents.language import STATUS_WORDS, say
 from tutti.converse.conversations import teams
 from tutti.converse.conversations.models import AgentDecision, Conversation, Message
@@ -126,13 +126,16 @@ def _conversations(db, workspace_id: int, rng: random.Random, today: date, team_
                                                                 KnowledgeItem.title, KnowledgeItem.topic)
                                                          .where(KnowledgeItem.workspace_id == workspace_id))}
     end = datetime.combine(today, time(0), tzinfo=UTC) - timedelta(hours=8)  # local midnight, Asia/Taipei
-    orders = {}  # the latest recent order of some contacts, for the order-status conversations
+    # customers who follow the brand on LINE, so a person's reply to a LINE conversation can reach them
+    on_line = (Identity.workspace_id == workspace_id) & (Identity.kind == "line_uid")
+    orders = {}  # the latest recent order of some of them, for the order-status conversations
     for contact_id, number, status, placed, total in db.execute(
             select(Order.contact_id, Order.external_id, Order.status, Order.placed_at, Order.total)
+            .join(Identity, (Identity.contact_id == Order.contact_id) & on_line)
             .where(Order.workspace_id == workspace_id, Order.placed_at < end - timedelta(days=1))
             .order_by(Order.placed_at.desc()).limit(200)):
         orders.setdefault(contact_id, (number, status, placed, total))
-    ids = list(db.scalars(select(Contact.id).where(Contact.workspace_id == workspace_id).order_by(Contact.id).limit(5_000)))
+    ids = list(db.scalars(select(Identity.contact_id).where(on_line).order_by(Identity.contact_id).limit(5_000)))
     if not ids:
         return
     order_contacts = rng.sample(sorted(orders), min(len(ORDER_QUESTIONS), len(orders)))
