@@ -50,6 +50,12 @@ def read_jsonl(path: Path, problems: list[str]) -> list[dict]:
     return rows
 
 
+def _two_lines(answer: str) -> bool:
+    lines = answer.split("\n")
+    has_han = [any("\u4e00" <= c <= "\u9fff" for c in line) for line in lines]
+    return has_han == [True, False]
+
+
 def check_faq(problems: list[str]) -> dict[str, dict]:
     items: dict[str, dict] = {}
     for row in read_jsonl(FAQ, problems):
@@ -64,6 +70,8 @@ def check_faq(problems: list[str]) -> dict[str, dict]:
         if row.get("team") not in TEAMS:
             problems.append(f"{where}: team {row.get('team')!r}")
         questions = row.get("questions") or []
+        if row.get("language") == "both" and not _two_lines(row.get("answer", "")):
+            problems.append(f"{where}: a 'both' answer is two lines, Chinese then English")
         if not 4 <= len(questions) <= 8:
             problems.append(f"{where}: {len(questions)} phrasings (want 4-8)")
         if len({norm(q) for q in questions}) != len(questions):
