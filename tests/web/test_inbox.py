@@ -105,16 +105,20 @@ def test_other_workspaces_conversations_are_not_found(client, database, seeded, 
     assert "王小明" not in client.get("/inbox?queue=all").text
 
 
-def test_analyst_reads_but_cannot_reply(client, database, seeded, conversation):
+def test_marketer_reads_but_cannot_reply_and_analyst_cannot_read(client, database, seeded, conversation):
     from tutti.platform import workspaces
     from tutti.platform.audit import Actor
 
     with database.session() as db:
-        user = workspaces.create_user(db, email="analyst@example.com", password=seeded.password, name="分析師")
-        workspaces.add_member(db, workspace_id=seeded.workspace_id, user_id=user.id, role="analyst", actor=Actor.cli())
-    assert sign_in(client, email="analyst@example.com").status_code == 303
+        for role in ("marketer", "analyst"):
+            user = workspaces.create_user(db, email=f"{role}@example.com", password=seeded.password, name=role)
+            workspaces.add_member(db, workspace_id=seeded.workspace_id, user_id=user.id, role=role, actor=Actor.cli())
+    assert sign_in(client, email="marketer@example.com").status_code == 303
     page = client.get(f"/inbox?queue=all&c={conversation}")
     assert page.status_code == 200 and "reply-form" not in page.text
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
     refused = client.post(f"/inbox/c/{conversation}/reply", data={"text": "hi"}, headers={"X-CSRF-Token": csrf})
     assert refused.status_code == 403
+    client.cookies.clear()
+    assert sign_in(client, email="analyst@example.com").status_code == 303
+    assert client.get("/inbox").status_code == 403

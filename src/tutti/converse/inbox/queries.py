@@ -176,84 +176,8 @@ def delete_canned(db: Session, *, workspace_id: int, canned_id: int) -> None:
 # --- metrics --------------------------------------------------------------------------------------
 
 
-def _median(values: list[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
-
-
 def metrics(db: Session, *, workspace_id: int, since, until) -> dict:
-    """The dashboard's figures for conversations started in [since, until).
+    """The dashboard's figures: the conversations service computes them (the API shows the same)."""
+    from tutti.converse.conversations import metrics as service_metrics
 
-    When the conversations service offers its own metrics (the API's figures), those are used, so the
-    page and the API never disagree; otherwise they are computed here from the same columns."""
-    try:
-        from tutti.converse.conversations import metrics as service_metrics
-    except ImportError:
-        service_metrics = None
-    if service_metrics is not None and hasattr(service_metrics, "dashboard"):
-        return service_metrics.dashboard(db, workspace_id=workspace_id, since=since, until=until)
-    return _computed_metrics(db, workspace_id=workspace_id, since=since, until=until)
-
-
-def _computed_metrics(db: Session, *, workspace_id: int, since, until) -> dict:
-    from tutti.converse.conversations.models import AgentDecision
-
-    rows = db.execute(
-        select(Conversation.channel, Conversation.team_id, Conversation.assignee_user_id, Conversation.status,
-               Conversation.created_at, Conversation.first_customer_message_at, Conversation.first_response_at,
-               Conversation.first_human_response_at, Conversation.handed_off_at, Conversation.resolved_at,
-               Conversation.reopened_count, Conversation.handled_by_bot_only, Conversation.csat_score)
-        .where(Conversation.workspace_id == workspace_id, Conversation.created_at >= since, Conversation.created_at < until)
-    ).all()
-    with_customer = [r for r in rows if r.first_customer_message_at is not None]
-    automated = [r for r in with_customer if r.status == "resolved" and r.handled_by_bot_only and not r.reopened_count]
-    handed = [r for r in with_customer if r.handed_off_at is not None]
-    resolved = [r for r in with_customer if r.resolved_at is not None]
-    first_any = [(r.first_response_at - r.first_customer_message_at).total_seconds() for r in with_customer if r.first_response_at]
-    first_human = [(r.first_human_response_at - (r.handed_off_at or r.first_customer_message_at)).total_seconds()
-                   for r in with_customer if r.first_human_response_at]
-    resolution = [(r.resolved_at - r.first_customer_message_at).total_seconds() for r in resolved]
-    scores = [r.csat_score for r in rows if r.csat_score]
-    reasons = db.execute(
-        select(AgentDecision.handoff_reason, func.count()).where(
-            AgentDecision.workspace_id == workspace_id, AgentDecision.action == "handoff",
-            AgentDecision.created_at >= since, AgentDecision.created_at < until)
-        .group_by(AgentDecision.handoff_reason).order_by(func.count().desc())
-    ).all()
-    team_names = dict(db.execute(select(Team.id, Team.name).where(Team.workspace_id == workspace_id)).all())
-    user_names = {uid: name or email for uid, name, email in db.execute(
-        select(User.id, User.name, User.email).join(Membership, Membership.user_id == User.id)
-        .where(Membership.workspace_id == workspace_id))}
-    by_day: dict[str, int] = {}
-    by_channel: dict[str, int] = {}
-    by_team: dict[str, int] = {}
-    by_person: dict[str, int] = {}
-    for r in rows:
-        by_day[r.created_at.date().isoformat()] = by_day.get(r.created_at.date().isoformat(), 0) + 1
-        by_channel[r.channel] = by_channel.get(r.channel, 0) + 1
-        if r.team_id:
-            name = team_names.get(r.team_id, f"#{r.team_id}")
-            by_team[name] = by_team.get(name, 0) + 1
-        if r.assignee_user_id:
-            name = user_names.get(r.assignee_user_id, f"#{r.assignee_user_id}")
-            by_person[name] = by_person.get(name, 0) + 1
-    total = len(with_customer)
-    return {
-        "conversations": len(rows),
-        "with_customer": total,
-        "automated_resolution_rate": len(automated) / total if total else None,
-        "handoff_rate": len(handed) / total if total else None,
-        "handoff_reasons": {reason or "other": n for reason, n in reasons},
-        "first_response_seconds": _median(first_any),
-        "first_human_response_seconds": _median(first_human),
-        "resolution_seconds": _median(resolution),
-        "csat_average": sum(scores) / len(scores) if scores else None,
-        "csat_responses": len(scores),
-        "by_day": dict(sorted(by_day.items())),
-        "by_channel": by_channel,
-        "by_team": by_team,
-        "by_person": by_person,
-    }
+    return service_metrics.dashboard(db, workspace_id=workspace_id, since=since, until=until)

@@ -134,28 +134,33 @@ def summary(conversation_id: int, ui: UiContext = page_context):
 def reply(conversation_id: int, text: str = Form(""), note: str = Form(""), ui: UiContext = page_context):
     """A reply (or an internal note); answers with the refreshed thread for htmx."""
     _require(ui, "conversations.work")
+    # No savepoints around service calls: SQLAlchemy runs after_commit hooks when a SAVEPOINT is released,
+    # so the service's real-time events would go out before the data is committed. An error after a
+    # write propagates instead, and the whole request rolls back.
     error = None
-    try:
-        with ui.db.begin_nested():
-            if note:
-                conversations.add_note(ui.db, workspace_id=ui.workspace_id, conversation_id=conversation_id,
-                                       user_id=ui.user.id, text=text)
-            else:
-                conversations.post_agent_message(ui.db, workspace_id=ui.workspace_id, conversation_id=conversation_id,
-                                                 user_id=ui.user.id, text=text)
-    except TuttiError as problem:
-        error = error_text(ui, problem)
+    if not text.strip():
+        error = ui.t("inbox.empty_reply")
+    elif note:
+        _service(lambda: conversations.add_note(ui.db, workspace_id=ui.workspace_id, conversation_id=conversation_id,
+                                                user_id=ui.user.id, text=text))
+    else:
+        _service(lambda: conversations.post_agent_message(ui.db, workspace_id=ui.workspace_id,
+                                                          conversation_id=conversation_id, user_id=ui.user.id, text=text))
     context = _conversation_context(ui, conversation_id)
     # htmx swaps 2xx only: a refused reply still shows the thread, with the reason above it
     return render(ui, "inbox/_thread.html", reply_error=error, can_work=True, queue="mine", **context)
 
 
-def _act(ui: UiContext, queue: str, conversation_id: int | None, action) -> RedirectResponse:
+def _service(action):
+    """Run a service call; its errors become an error page, and the request's transaction rolls back."""
     try:
-        with ui.db.begin_nested():
-            action()
+        return action()
     except TuttiError as problem:
-        return _back(queue, conversation_id, error=error_text(ui, problem).replace("&", " ").replace("#", " "))
+        raise PageError(problem.status, "errors." + problem.code, problem.message) from None
+
+
+def _act(ui: UiContext, queue: str, conversation_id: int | None, action) -> RedirectResponse:
+    _service(action)
     return _back(queue, conversation_id)
 
 
@@ -201,13 +206,9 @@ def bulk(queue: str = Form("mine"), ids: list[str] | None = NO_IDS, action: str 
     if not picked:
         return _back(queue)
     kwargs = {"user_id": ui.user.id} if action == "assign_me" else {}
-    try:
-        with ui.db.begin_nested():
-            result = conversations.bulk(ui.db, workspace_id=ui.workspace_id, conversation_ids=picked,
-                                        action="assign" if action == "assign_me" else action,
-                                        tags=[tag.strip()] if tag.strip() else (), by_user_id=ui.user.id, **kwargs)
-    except TuttiError as problem:
-        return _back(queue, error=error_text(ui, problem).replace("&", " ").replace("#", " "))
+    result = _service(lambda: conversations.bulk(ui.db, workspace_id=ui.workspace_id, conversation_ids=picked,
+                                                 action="assign" if action == "assign_me" else action,
+                                                 tags=[tag.strip()] if tag.strip() else (), by_user_id=ui.user.id, **kwargs))
     return _back(queue, done=result["done"])
 
 

@@ -81,7 +81,8 @@ function render(msg, node) {
     b.appendChild(document.createTextNode(msg.text || (msg.kind === "sticker" ? T.sticker : msg.kind === "image" ? T.image : p.label || "")));
   }
   var src = p.source || (p.sources && p.sources[0]);
-  if (src) b.appendChild(el("div", "s", T.source + ": " + (src.title || src.name || src)));
+  var srcName = src && (src.title || src.name || String(src));
+  if (srcName && (msg.text || "").indexOf(srcName) < 0) b.appendChild(el("div", "s", T.source + ": " + srcName));
   b.setAttribute("data-id", msg.id || "");
   return b;
 }
