@@ -157,10 +157,11 @@ def test_low_confidence_hands_off_and_stickers_reach_people_without_a_bot_guess(
         decision = db.scalar(select(AgentDecision).where(AgentDecision.conversation_id == cid))
     assert decision.handoff_reason == "low_confidence" and "0.12" in decision.reason
     _, other = _say(database, shop, None, contact="ken", kind="sticker", payload={"line": {"type": "sticker", "packageId": "1", "stickerId": "2"}})
-    messages = _messages(database, shop, other)
-    assert messages[0] == ("customer", "sticker", None)
-    assert _conversation(database, other).status == "waiting"
-    assert not any(m[0] == "bot" for m in messages)  # no guess at what a sticker means
+    assert _messages(database, shop, other) == [("customer", "sticker", None)]  # kept, and no guess at what it means
+    assert _conversation(database, other).status == "bot"
+    _say(database, shop, None, contact="ken", kind="image", payload={"line_message_id": "9"})
+    assert _conversation(database, other).status == "waiting"  # a photo needs a person's eyes
+    assert not any(m[0] == "bot" for m in _messages(database, shop, other))
 
 
 def test_people_reply_note_tag_assign_transfer_follow_up_resolve_and_csat(database, shop, knowledge):
@@ -255,9 +256,12 @@ def test_bulk_actions_and_outbound(database, shop, knowledge):
     wid = shop["workspace_id"]
     _, a = _say(database, shop, "找真人")
     _, b = _say(database, shop, "找真人", contact="ken")
+    with database.session() as db, pytest.raises(NotFound):
+        service.bulk(db, workspace_id=wid, conversation_ids=[a, b, 987654], action="resolve", by_user_id=shop["agent"])
+    assert _conversation(database, a).status == "waiting"  # all or nothing
     with database.session() as db:
-        result = service.bulk(db, workspace_id=wid, conversation_ids=[a, b, 987654], action="resolve", by_user_id=shop["agent"])
-    assert result["done"] == 2 and result["errors"] == [{"conversation_id": 987654, "error": "not found"}]
+        result = service.bulk(db, workspace_id=wid, conversation_ids=[a, b], action="resolve", by_user_id=shop["agent"])
+    assert result == {"done": 2, "errors": []}
     assert _conversation(database, a).status == "resolved"
     with database.session() as db:
         started = service.start_outbound(db, workspace_id=wid, text="您的包裹明天到", channel="web", user_id=shop["agent"],

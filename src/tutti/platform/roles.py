@@ -21,6 +21,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": _MANAGERS,
     "audit.read": _MANAGERS,
     "workspace.manage": _MANAGERS,
+    # conversations hold customers' own words: not for analysts, who get the figures (converse.metrics)
+    "conversations.read": frozenset({"owner", "admin", "marketer", "agent"}),
+    "conversations.work": frozenset({"owner", "admin", "agent"}),
+    "converse.manage": _MANAGERS,
+    "converse.metrics": _EVERYONE,
     "channels.read": _EVERYONE,  # campaigns, journeys and the inbox pick channels; secrets are never shown
     "channels.manage": _MANAGERS,
     "templates.manage": _MARKETING,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import case, update
 
-from tutti.converse.conversations import outbound
+from tutti.converse.conversations import outbound, service
 from tutti.converse.conversations.models import Conversation
 from tutti.platform.db import get_database, utcnow
 from tutti.platform.jobs import on_tick, task
@@ -28,3 +28,9 @@ def wake_follow_ups() -> None:
         db.execute(update(Conversation).where(Conversation.status == "follow_up", Conversation.follow_up_at.is_not(None),
                                               Conversation.follow_up_at <= utcnow()).values(status=case((Conversation.assignee_user_id.is_(None), "waiting"), else_="assigned"), follow_up_at=None)
                    .execution_options(synchronize_session=False))
+
+
+@on_tick
+def resolve_idle_bot_conversations() -> None:
+    with get_database().session() as db:
+        service.resolve_idle_bot_conversations(db)

@@ -80,6 +80,7 @@ class Conversation(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reopened_count: Mapped[int] = mapped_column(Integer, default=0)
+    reopened_soon: Mapped[bool] = mapped_column(Boolean, default=False)  # reopened within 24 h of being resolved
     handled_by_bot_only: Mapped[bool] = mapped_column(Boolean, default=True)
     last_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -38,6 +38,10 @@ log = logging.getLogger("tutti.conversations")
 REOPEN_WINDOW = timedelta(days=7)
 # How long after resolving a lone "1".."5" counts as the CSAT score rather than a new question.
 CSAT_WINDOW = timedelta(days=3)
+# A resolution the customer comes back on within this time did not really resolve it (metrics).
+REOPEN_SOON = timedelta(hours=24)
+# A conversation the bot answered and the customer left alone this long counts as resolved by the bot.
+BOT_IDLE = timedelta(hours=2)
 HISTORY = 20  # messages the agent sees
 MAX_TEXT = 5000
 QUEUES = ("mine", "team", "unassigned", "waiting", "bot", "follow_up", "resolved", "open", "all")
@@ -136,6 +140,7 @@ def _open(db: Session, *, workspace_id: int, contact_id: int, channel: str, chan
                 and (text or "").strip() in {"1", "2", "3", "4", "5"}):
             return current, "csat"
         current.status = "assigned" if current.assignee_user_id else ("waiting" if not current.handled_by_bot_only else "bot")
+        current.reopened_soon = current.reopened_soon or now - current.resolved_at < REOPEN_SOON
         current.resolved_at = None
         current.reopened_at = now
         current.reopened_count += 1
@@ -244,10 +249,13 @@ def _run_agent(db: Session, conversation: Conversation, message: Message, reply_
     from tutti.converse.agents import router
 
     if message.kind != "text":
-        # a sticker or a photo: shown to people, the bot does not guess what it means
-        _record(db, conversation, message, router.Decision(action="handoff", handoff_reason="non_text",
-                                                            reason=f"the customer sent a {message.kind}", language=conversation.language or "zh-TW"))
-        handoff(db, conversation=conversation, reason="non_text", reply_token=reply_token, quiet=True)
+        if (message.payload or {}).get("needs_person") or message.kind == "image":
+            # a photo (a broken item, a receipt) or a file: only a person can look at it
+            decision = router.Decision(action="handoff", handoff_reason="non_text", reason=f"the customer sent a {message.kind}",
+                                       language=conversation.language or "zh-TW")
+            _record(db, conversation, message, decision)
+            handoff(db, conversation=conversation, reason="non_text", decision=decision, reply_token=reply_token, quiet=True)
+        # a sticker, a postback, a location: kept for people to see; the bot does not guess what it means
         return
     try:
         decision = router.decide(db, workspace_id=conversation.workspace_id, contact_id=conversation.contact_id, text=message.text or "",
@@ -489,6 +497,7 @@ def reopen(db: Session, *, workspace_id: int, conversation_id: int) -> Conversat
     if conversation.status != "resolved":
         raise Conflict(f"conversation {conversation_id} is not resolved (it is {conversation.status})", field="status")
     conversation.status = "assigned" if conversation.assignee_user_id else "waiting"
+    conversation.reopened_soon = conversation.reopened_soon or (conversation.resolved_at is not None and utcnow() - conversation.resolved_at < REOPEN_SOON)
     conversation.resolved_at = None
     conversation.reopened_at = utcnow()
     conversation.reopened_count += 1
@@ -496,6 +505,20 @@ def reopen(db: Session, *, workspace_id: int, conversation_id: int) -> Conversat
     _system(db, conversation, "reopened")
     _changed(db, conversation)
     return conversation
+
+
+def resolve_idle_bot_conversations(db: Session, *, now: datetime | None = None, limit: int = 500) -> int:
+    """Conversations the bot answered last and the customer has left alone for BOT_IDLE: resolved by the bot
+    (no CSAT question: nobody is there to answer it). Returns how many."""
+    now = now or utcnow()
+    last_author = (select(Message.author).where(Message.conversation_id == Conversation.id, Message.kind != "note")
+                   .order_by(Message.id.desc()).limit(1).scalar_subquery())
+    ids = list(db.scalars(select(Conversation.id).where(Conversation.status == "bot", Conversation.last_message_at < now - BOT_IDLE,
+                                                        last_author == "bot").order_by(Conversation.id).limit(limit)))
+    for conversation_id in ids:
+        conversation = db.get(Conversation, conversation_id)
+        resolve(db, workspace_id=conversation.workspace_id, conversation_id=conversation_id, ask_csat=False)
+    return len(ids)
 
 
 def record_csat(db: Session, *, workspace_id: int, conversation_id: int, score: int, comment: str | None = None) -> Conversation:
@@ -521,11 +544,11 @@ def bulk(db: Session, *, workspace_id: int, conversation_ids: Sequence[int], act
     if not ids or len(ids) > 500:
         raise InvalidInput("give 1 to 500 conversation ids", field="conversation_ids")
     found = set(db.scalars(select(Conversation.id).where(Conversation.workspace_id == workspace_id, Conversation.id.in_(ids))))
+    missing = [i for i in ids if i not in found]
+    if missing:  # all or nothing on ids: a list naming another workspace's conversations is a mistake, not a partial success
+        raise NotFound(f"no conversations with ids {', '.join(map(str, missing[:20]))}", field="conversation_ids")
     done, errors = 0, []
     for conversation_id in ids:
-        if conversation_id not in found:
-            errors.append({"conversation_id": conversation_id, "error": "not found"})
-            continue
         try:
             with db.begin_nested():
                 if action == "resolve":

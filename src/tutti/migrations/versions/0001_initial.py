@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 06:24:17.203866
+Create Date: 2026-11-25 06:33:34.573994
 """
 
 from alembic import op
@@ -557,6 +557,7 @@ def upgrade() -> None:
     sa.Column('resolved_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reopened_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('reopened_count', sa.Integer(), nullable=False),
+    sa.Column('reopened_soon', sa.Boolean(), nullable=False),
     sa.Column('handled_by_bot_only', sa.Boolean(), nullable=False),
     sa.Column('last_message_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('follow_up_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
