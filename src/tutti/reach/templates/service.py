@@ -111,10 +111,10 @@ def create_template(db: Session, *, workspace_id: int, name: str, channel: str, 
 def update_template(db: Session, *, workspace_id: int, template_id: int, actor: Actor, name: str | None = None,
                     content: dict | None = None) -> Template:
     template = get_template(db, workspace_id=workspace_id, template_id=template_id)
-    if name is not None:
-        template.name = _name(name)
-    if content is not None:
-        template.content = validate(template.channel, content)
+    # everything is checked before anything changes: a refused update leaves the template as it was
+    new_name = _name(name) if name is not None else template.name
+    new_content = validate(template.channel, content) if content is not None else template.content
+    template.name, template.content = new_name, new_content
     db.flush()
     audit.record(db, workspace_id=workspace_id, actor=actor, action="template.update", target_kind="template",
                  target_id=template.id, detail={"name": template.name})
