@@ -16,8 +16,8 @@ import time
 
 os.environ.setdefault("TUTTI_SECRET_KEY", "bench-secret")
 
-from tutti.reach.templates import service  # noqa: E402
-from tutti.reach.tracking.links import LinkRewriter, find_urls  # noqa: E402
+from tutti.reach.templates import service
+from tutti.reach.tracking.links import LinkRewriter, find_urls
 
 TYPICAL = {"messages": [
     {"type": "text", "text": "{{ first_name | default('朋友') }}您好！春季新品 8 折，只到週日 👉 https://shop.example/spring?src=line"},
