@@ -34,6 +34,8 @@ def publish(db: Session, workspace_id: int, payload: dict) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT released: the real commit is still to come
+        return
     callbacks = session.info.pop(_KEY, [])
     for callback in callbacks:
         try:
@@ -44,4 +46,9 @@ def _run(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop(session: Session) -> None:
+    # fires for the outermost rollback only (a SAVEPOINT rolled back is not a DBAPI rollback); what a
+    # rolled-back savepoint queued is dropped with the whole transaction's, or sent with its commit —
+    # a spurious "something changed" only costs a reload
+    if session.in_nested_transaction():
+        return
     session.info.pop(_KEY, None)
