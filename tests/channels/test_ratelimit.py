@@ -46,7 +46,7 @@ def test_local_bucket_allows_the_burst_then_the_rate():
     buckets = ratelimit.LocalBuckets()
     assert [buckets.reserve("b", 1, 10, 5) for _ in range(5)] == [0.0] * 5
     wait = buckets.reserve("b", 1, 10, 5)
-    assert 0.08 < wait <= 0.1  # one token at 10/s
+    assert 0 < wait <= 0.1  # about one token at 10/s (less when the machine was slow to get here)
     assert buckets.reserve("other", 1, 10, 5) == 0.0  # buckets are independent
     # 4 threads x 15 calls at 100/s with a burst of 10: 50 calls must wait for refills, ≈0.5 s
     elapsed = _hammer(buckets.reserve, "h", threads=4, each=15, rate=100, burst=10)
@@ -62,7 +62,7 @@ def test_acquire_checks_its_arguments_and_uses_the_process_bucket():
     assert ratelimit.acquire(bucket, rate=5, burst=1) == 0
     started = time.monotonic()
     waited = ratelimit.acquire(bucket, rate=5, burst=1)
-    assert 0.15 < waited <= 0.2 and time.monotonic() - started >= 0.15
+    assert 0.05 < waited <= 0.2 and time.monotonic() - started >= waited
 
 
 def test_redis_bucket_is_shared_by_separate_clients():
@@ -71,7 +71,7 @@ def test_redis_bucket_is_shared_by_separate_clients():
     clients = [ratelimit.RedisBuckets(REDIS_URL, prefix) for _ in range(3)]
     try:
         assert [clients[i % 3].reserve("b", 1, 10, 5) for i in range(5)] == [0.0] * 5
-        assert 0.08 < clients[1].reserve("b", 1, 10, 5) <= 0.1  # the others' spending counts
+        assert 0 < clients[1].reserve("b", 1, 10, 5) <= 0.1  # the others' spending counts
         # 3 "workers" (own connections) x 20 calls at 100/s, burst 10: ≈0.5 s in all, not 3x faster
         index = iter(range(3))
         lock = threading.Lock()
@@ -99,5 +99,5 @@ def test_acquire_uses_redis_when_the_queue_is_redis(monkeypatch):
     chosen = ratelimit.buckets()
     assert isinstance(chosen, ratelimit.RedisBuckets) and chosen.prefix == name
     assert ratelimit.acquire("r", rate=5, burst=1) == 0
-    assert 0.15 < ratelimit.acquire("r", rate=5, burst=1) <= 0.2
+    assert 0.05 < ratelimit.acquire("r", rate=5, burst=1) <= 0.2
     chosen.reset("r")
