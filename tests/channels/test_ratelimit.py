@@ -50,7 +50,7 @@ def test_local_bucket_allows_the_burst_then_the_rate():
     assert buckets.reserve("other", 1, 10, 5) == 0.0  # buckets are independent
     # 4 threads x 15 calls at 100/s with a burst of 10: 50 calls must wait for refills, ≈0.5 s
     elapsed = _hammer(buckets.reserve, "h", threads=4, each=15, rate=100, burst=10)
-    assert 0.45 <= elapsed < 1.5
+    assert 0.45 <= elapsed < 3
 
 
 def test_acquire_checks_its_arguments_and_uses_the_process_bucket():
@@ -84,7 +84,7 @@ def test_redis_bucket_is_shared_by_separate_clients():
             return _local.client.reserve(bucket, tokens, rate, burst)
 
         elapsed = _hammer(reserve, "h", threads=3, each=20, rate=100, burst=10)
-        assert 0.45 <= elapsed < 1.5
+        assert 0.45 <= elapsed < 3
     finally:
         for client in clients:
             client.reset("b")
