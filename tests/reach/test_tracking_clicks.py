@@ -127,3 +127,20 @@ def test_load_contexts_is_set_based_and_leaves_empty_values_out(database, worksp
     assert "name" not in third and third["points"] == 5 and third["tags"] == [] and "last_order" not in third
     rendered = templates.compile_content("sms", {"text": "{{ name | default('朋友') }} {{ points }}"}).render(third)
     assert rendered["text"] == "朋友 5"
+
+
+def test_clicks_follow_a_merged_person(client, database, workspace_id):
+    from tutti.audience import contacts
+    from tutti.platform.audit import Actor
+
+    people = make_contacts(database, workspace_id, 2)
+    sent = send_campaign(database, workspace_id, variants={"A": people[:1]}, holdout=[])
+    _prepared(database, sent)
+    assert client.get(f"/l/{codes.link_code(sent.deliveries[people[0]], 0)}", follow_redirects=False).status_code == 302
+    with database.session() as db:
+        contacts.merge(db, workspace_id=workspace_id, winner_id=people[1], loser_id=people[0], reason="manual", actor=Actor.cli())
+    with database.session() as db:
+        assert {c.contact_id for c in db.scalars(select(Click))} == {people[1]}
+    assert client.get(f"/l/{codes.link_code(sent.deliveries[people[0]], 0)}", follow_redirects=False).status_code == 302
+    with database.session() as db:  # a click after the merge lands on the person they became
+        assert {c.contact_id for c in db.scalars(select(Click))} == {people[1]}

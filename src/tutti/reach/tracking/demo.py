@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import String, and_, case, cast, func, insert, literal, select
 
-from tutti.audience.models import Consent, Identity, Order
+from tutti.audience.models import Consent, Event, Identity, Order
 from tutti.platform.audit import Actor
 from tutti.platform.db import Database
 from tutti.reach.templates import examples
@@ -128,8 +128,15 @@ def build(database: Database, *, workspace_id: int, seed: int, today: date, cont
                                "placed_at": at + timedelta(minutes=rng.randint(3, 60 * 36)), "updated_at": at, "properties": {"demo": "spring"}})
         for start in range(0, len(clicks), BATCH):
             db.execute(insert(Click), clicks[start:start + BATCH])
+        # each purchase also arrives as the shop's Order Completed event, as it would through the tracking API
+        events = [{"workspace_id": workspace_id, "contact_id": o["contact_id"], "kind": "track", "name": "Order Completed",
+                   "occurred_at": o["placed_at"], "received_at": o["placed_at"], "source": "demo", "context": None,
+                   "message_id": f"demo-{o['external_id']}",
+                   "properties": {"order_id": o["external_id"], "total": o["total"], "revenue": o["total"], "currency": "TWD",
+                                  "channel": "line", "products": []}} for o in orders]
         for start in range(0, len(orders), BATCH):
             db.execute(insert(Order), orders[start:start + BATCH])
+            db.execute(insert(Event), events[start:start + BATCH])
         report("訊息範本與活動成效 templates and a campaign report", 3, 4)
         conversions.refresh(db, workspace_id=workspace_id, since=started)
     report("訊息範本與活動成效 templates and a campaign report", 4, 4)

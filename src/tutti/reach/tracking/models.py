@@ -99,3 +99,22 @@ class Conversion(Base):
     revenue: Mapped[float] = mapped_column(Money, default=0)
     currency: Mapped[str] = mapped_column(String(3), default="TWD")
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+def _move_engagement(db, workspace_id: int, winner_id: int, loser_id: int) -> None:
+    """When contacts merge, their clicks, opens and conversions follow the person (reports count people)."""
+    from sqlalchemy import update
+
+    for table in (Click, MessageOpen, Conversion):
+        db.execute(update(table).where(table.workspace_id == workspace_id, table.contact_id == loser_id)
+                   .values(contact_id=winner_id).execution_options(synchronize_session=False))
+
+
+def _register_merge_hook() -> None:
+    from tutti.audience.contacts import MERGE_HOOKS
+
+    if _move_engagement not in MERGE_HOOKS:
+        MERGE_HOOKS.append(_move_engagement)
+
+
+_register_merge_hook()
