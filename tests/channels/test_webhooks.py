@@ -77,7 +77,7 @@ def test_hand_built_bodies_valid_forged_replayed(client, database, workspace_id,
     assert calls == [] and _count(database, InboundEvent) == 0 and _count(database, Identity, kind="line_uid") == 0
 
     first = client.post(url, content=body, headers={"x-line-signature": signature})
-    assert first.status_code == 200 and first.json() == {"received": 1, "new": 1, "failed": 0}
+    assert first.status_code == 200 and first.json() == {"received": 1, "new": 1}
     replay = client.post(url, content=body, headers={"x-line-signature": signature})
     assert replay.status_code == 200 and replay.json()["new"] == 0
     assert len(calls) == 1 and calls[0]["event"]["message"]["text"] == "請問有門市嗎?"
@@ -92,25 +92,49 @@ def test_hand_built_bodies_valid_forged_replayed(client, database, workspace_id,
     assert client.post(url, content=verify, headers={"x-line-signature": _sign(verify)}).status_code == 200
 
 
-def test_a_failing_handler_leaves_the_event_for_redelivery(client, database, channel_id, monkeypatch):
+def test_a_failing_handler_leaves_the_event_for_the_next_run(client, database, channel_id, monkeypatch):
+    from tutti.channels import webhooks
+
     attempts: list[str] = []
 
     def flaky(db, *, event, **_):
         attempts.append(event["message"]["text"])
-        if len(attempts) == 1:
+        if event["message"]["text"] == "boom" and attempts.count("boom") < 2:
             raise RuntimeError("the inbox is down")
 
     monkeypatch.setattr(inbound, "LINE_EVENT_HANDLERS", [flaky])
-    ok, bad = _message_event("U" + "2" * 32, "fine"), _message_event("U" + "3" * 32, "boom")
+    bad, ok = _message_event("U" + "3" * 32, "boom"), _message_event("U" + "2" * 32, "fine")
     body = _body(bad, ok)
-    url = f"/webhooks/line/{channel_id}"
-    answer = client.post(url, content=body, headers={"x-line-signature": _sign(body)})
-    assert answer.status_code == 500 and answer.json() == {"received": 2, "new": 1, "failed": 1}
-    assert _count(database, InboundEvent) == 1  # only the event that was handled
-    again = client.post(url, content=body, headers={"x-line-signature": _sign(body)})  # LINE redelivers
-    assert again.status_code == 200 and again.json()["new"] == 1
+    answer = client.post(f"/webhooks/line/{channel_id}", content=body, headers={"x-line-signature": _sign(body)})
+    assert answer.status_code == 200 and answer.json() == {"received": 2, "new": 2}  # stored: LINE need not redeliver
+    with database.read_session() as db:
+        failed = db.get(InboundEvent, (channel_id, bad["webhookEventId"]))
+        assert failed.processed_at is None and failed.attempts == 1 and "the inbox is down" in failed.error
+        done = db.get(InboundEvent, (channel_id, ok["webhookEventId"]))
+        assert done.processed_at is not None and done.payload is None  # the customer's words are not kept
+    assert webhooks.process_pending() == (1, 1)  # the next run (a wake-up or the tick)
+    assert webhooks.process_pending() == (0, 0)
     assert attempts == ["boom", "fine", "boom"]  # "fine" was not handled twice
-    assert _count(database, InboundEvent) == 2
+    replay = client.post(f"/webhooks/line/{channel_id}", content=body, headers={"x-line-signature": _sign(body)})
+    assert replay.json()["new"] == 0 and len(attempts) == 3
+
+
+def test_an_event_that_keeps_failing_is_set_aside(client, database, channel_id, monkeypatch):
+    from tutti.channels import webhooks
+
+    def broken(db, **_):
+        raise ValueError("cannot parse")
+
+    monkeypatch.setattr(inbound, "LINE_EVENT_HANDLERS", [broken])
+    event = _message_event("U" + "5" * 32, "x")
+    body = _body(event)
+    client.post(f"/webhooks/line/{channel_id}", content=body, headers={"x-line-signature": _sign(body)})
+    for _ in range(webhooks.MAX_ATTEMPTS):
+        webhooks.process_pending()
+    with database.read_session() as db:
+        row = db.get(InboundEvent, (channel_id, event["webhookEventId"]))
+        assert row.attempts == webhooks.MAX_ATTEMPTS and row.processed_at is not None and "cannot parse" in row.error
+    assert webhooks.process_pending() == (0, 0)
 
 
 def test_through_the_emulator_follow_message_postback_unfollow(app, database, workspace_id, line_emulator, calls):

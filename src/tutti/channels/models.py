@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tutti.platform.db import Base, BigId, Json, UTCDateTime, utcnow
@@ -39,12 +39,19 @@ class Channel(Base):
 
 
 class InboundEvent(Base):
-    """A provider's webhook event already handled (LINE's webhookEventId), so a redelivery is a no-op."""
+    """A provider's webhook event (LINE's webhookEventId): stored when it arrives, acted on by a job, kept
+    afterwards (without its payload) so a redelivery or replay is recognised and ignored."""
 
     __tablename__ = "channel_inbound_event"
+    __table_args__ = (Index("ix_channel_inbound_event_pending", "processed_at", "received_at"),)
 
     channel_id: Mapped[int] = mapped_column(BigId, ForeignKey("channel.id", ondelete="CASCADE"), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # follow, unfollow, message, postback, …
+    position: Mapped[int] = mapped_column(Integer, default=0)  # order within its webhook body
+    payload: Mapped[dict | None] = mapped_column(Json)  # the event as LINE sent it; cleared once processed
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))  # the last failure; set aside after MAX_ATTEMPTS

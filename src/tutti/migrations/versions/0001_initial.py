@@ -2,7 +2,7 @@
 
 Revision ID: 0001_initial
 Revises: 
-Create Date: 2026-11-25 06:33:34.573994
+Create Date: 2026-11-25 06:56:26.517112
 """
 
 from alembic import op
@@ -448,12 +448,18 @@ def upgrade() -> None:
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), 'postgresql'), nullable=True),
     sa.Column('received_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('error', sa.String(length=500), nullable=True),
     sa.ForeignKeyConstraint(['channel_id'], ['channel.id'], name=op.f('fk_channel_inbound_event_channel_id_channel'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_channel_inbound_event_workspace_id_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('channel_id', 'event_id', name=op.f('pk_channel_inbound_event'))
     )
     with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
+        batch_op.create_index('ix_channel_inbound_event_pending', ['processed_at', 'received_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_channel_inbound_event_workspace_id'), ['workspace_id'], unique=False)
 
     op.create_table('click',
@@ -1083,6 +1089,7 @@ def downgrade() -> None:
     op.drop_table('click')
     with op.batch_alter_table('channel_inbound_event', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_channel_inbound_event_workspace_id'))
+        batch_op.drop_index('ix_channel_inbound_event_pending')
 
     op.drop_table('channel_inbound_event')
     op.drop_table('widget_config')
