@@ -183,3 +183,15 @@ def test_message_history_and_stream_resume(app, database, widget):
         other = httpx.get(f"{api}/stream", params={"token": httpx.post(f"{api}/session", content=json.dumps(
             {"anonymous_id": "b" * 24})).json()["token"], "conversation": conversation_id})
         assert other.status_code == 403  # another visitor cannot read this conversation
+
+
+def test_shop_page_needs_the_demo_workspace(client, database, widget):
+    from tutti.platform import audit
+    from tutti.platform.audit import Actor
+
+    assert client.get("/shop").status_code == 404
+    with database.session() as db:
+        audit.record(db, workspace_id=widget["workspace_id"], actor=Actor.cli(), action="demo.build")
+    page = client.get("/shop")
+    assert page.status_code == 200 and f'data-workspace="{widget["key"]}"' in page.text and "/widget.js" in page.text
+    assert "data-user-hash" not in page.text
