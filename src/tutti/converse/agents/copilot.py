@@ -139,9 +139,9 @@ def suggest_replies(db: Session, *, workspace_id: int, conversation_id: int, lim
     question = texts[-1]
     suggestions: list[dict] = []
     try:
-        from tutti.converse.knowledge import service as knowledge
+        from tutti.converse.agents import router
 
-        match = knowledge.match(db, workspace_id=workspace_id, question=question)
+        match = router._knowledge(db, workspace_id, question)  # the same retrieval the agent uses
     except Exception:  # noqa: BLE001 - no knowledge base (yet): no knowledge suggestions
         match = None
     if match is not None and match.item_id is not None:

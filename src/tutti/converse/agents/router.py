@@ -100,12 +100,14 @@ def _triggers(db: Session, workspace_id: int, contact_id: int | None, text: str,
     if mood.score >= config["negative_threshold"]:
         return _handoff("negative_sentiment", f"strongly negative ({mood.score:g}: {', '.join(mood.words)})", language,
                         sentiment=mood.score, detail={"words": mood.words})
-    earlier = [t["text"] for t in turns if t.get("author") == "customer" and t.get("text")]
-    repeats = sum(1 for previous in earlier if signals.similar(previous, text) >= SIMILAR)
-    complaints = int(signals.says_it_did_not_help(text)) + sum(1 for previous in earlier if signals.says_it_did_not_help(previous))
-    if repeats + complaints >= 2:
-        return _handoff("repeated_failure", f"the same question failed twice (asked again {repeats}×, 'did not help' {complaints}×)",
-                        language, detail={"repeats": repeats, "complaints": complaints})
+    asked = [t["text"] for t in turns if t.get("author") == "customer" and t.get("text")] + [text]
+    # each customer message is at most one failure of the answer before it: it asks the same again, or
+    # says the answer did not help
+    failures = [i for i, message in enumerate(asked)
+                if signals.says_it_did_not_help(message) or any(signals.similar(before, message) >= SIMILAR for before in asked[:i])]
+    if len(failures) >= 2 and failures[-1] == len(asked) - 1:
+        return _handoff("repeated_failure", f"the same question failed twice ({len(failures)} messages asked again or said it did not help)",
+                        language, detail={"failures": len(failures)})
     return None
 
 
