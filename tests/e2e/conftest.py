@@ -1,0 +1,83 @@
+"""Fixtures of the end-to-end tests: the demo brand (a small one, built by `tutti.audience.demo.build`, which
+also runs every part's demo builder) wired to the LINE emulator fixture, served by a live uvicorn server,
+with Chromium from tests/web/conftest.py.
+
+Each test builds its own brand on a fresh database (SQLite, then PostgreSQL), as `./scripts/demo` would.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+
+from tests.channels.emulator import LineEmulator, line_emulator  # noqa: F401 - the LINE emulator fixture
+from tests.conftest import serving
+from tests.web.conftest import browser  # noqa: F401 - Chromium, skipped when /usr/bin/chromium is missing
+
+DEMO_CONTACTS = 300
+DEMO_SEED = 42
+
+
+@dataclass
+class Demo:
+    url: str  # the live server
+    workspace_id: int
+    email: str
+    password: str
+    emulator: LineEmulator
+
+
+@pytest.fixture(scope="session")
+def vector_cache(tmp_path_factory):
+    """The demo knowledge base's phrasings are embedded on the first question of each new database (at test
+    sizes the demo build leaves it to then); a cache shared by the session's tests pays that once.
+    TUTTI_TEST_VECTOR_CACHE names a file kept between runs (e.g. a copy of tutti-data/cache/embeddings.sqlite)."""
+    from tutti.ai import embeddings
+
+    path = os.environ.get("TUTTI_TEST_VECTOR_CACHE") or tmp_path_factory.mktemp("vectors") / "embeddings.sqlite"
+    embeddings.use_disk_cache(path)
+    yield path
+    embeddings.use_disk_cache(None)
+
+
+@pytest.fixture
+def demo_brand(database, line_emulator):  # noqa: F811
+    """The demo brand at DEMO_CONTACTS members, its LINE channel pointed at the emulator fixture."""
+    from tutti.audience import demo
+    from tutti.platform.config import reset_settings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUTTI_LINE_EMULATOR_URL", line_emulator.base_url)  # read by tutti.channels.demo
+        reset_settings()
+        try:
+            info = demo.build(database, contacts=DEMO_CONTACTS, seed=DEMO_SEED)
+        finally:
+            reset_settings()
+    assert info.created and info.contacts == DEMO_CONTACTS
+    return info
+
+
+@pytest.fixture
+def demo(settings, database, demo_brand, line_emulator):  # noqa: F811
+    from tutti.web.app import create_app
+
+    with serving(create_app(settings, run_worker=False)) as url:
+        yield Demo(url=url, workspace_id=demo_brand.workspace_id, email=demo_brand.email, password=demo_brand.password,
+                   emulator=line_emulator)
+
+
+def new_context(browser, demo: Demo, **options):  # noqa: F811
+    context = browser.new_context(base_url=demo.url, viewport={"width": 1400, "height": 900}, locale="zh-TW", **options)
+    context.set_default_timeout(20_000)
+    return context
+
+
+def sign_in(page, demo: Demo) -> None:
+    """The demo owner signs in with the password `tutti demo` prints."""
+    page.goto("/login")
+    page.fill("input[name=email]", demo.email)
+    page.fill("input[name=password]", demo.password)
+    page.click("button[type=submit]")
+    page.wait_for_url(demo.url + "/")
