@@ -20,6 +20,10 @@ user_app = typer.Typer(help="People who sign in.", no_args_is_help=True)
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(user_app, name="user")
 
+from tutti.reach.campaigns.cli import campaign_app  # noqa: E402 - the `tutti campaign` commands
+
+app.add_typer(campaign_app, name="campaign")
+
 
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"tutti: {message}", err=True)

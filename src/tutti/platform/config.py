@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(default=None, description="default: true when base_url is https")
     login_attempts_per_minute: int = Field(default=10, ge=1)
     worker_threads: int = Field(default=2, ge=1, le=64)
+    campaign_batch_size: int = Field(default=2000, ge=1, le=100_000,
+                                     description="deliveries a campaign sender claims, renders and marks sending per transaction")
     default_locale: Literal["zh-TW", "en"] = "zh-TW"
     # chat widget guards (per `tutti serve` process): messages per visitor, requests per client address
     widget_messages_per_minute: int = Field(default=30, ge=1)

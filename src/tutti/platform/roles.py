@@ -32,6 +32,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "segments.read": _EVERYONE,
     "segments.manage": _MARKETING,
     "campaigns.read": _EVERYONE,
+    "campaigns.send": _MARKETING,
 }
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tutti.channels.base import Outcome, Outgoing
+from tutti.platform.config import get_settings
 from tutti.platform.db import Database, get_database, utcnow
 from tutti.platform.models import Workspace
 from tutti.reach.campaigns import content as contents
@@ -36,7 +37,7 @@ from tutti.reach.campaigns.models import Campaign, Delivery, Variant
 
 log = logging.getLogger("tutti.campaigns")
 
-CLAIM_SIZE = 2000  # deliveries claimed, rendered and marked per transaction
+CLAIM_SIZE: int | None = None  # deliveries claimed per transaction; None: the campaign_batch_size setting
 MAX_ATTEMPTS = 5  # provider calls per delivery before it is failed with the last reason
 BACKOFF_SECONDS = 2.0  # first retry waits this long, then doubles
 BACKOFF_CAP = 600.0
@@ -205,7 +206,7 @@ def _lock(db: Session, query):
 
 def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
-    limit = limit or CLAIM_SIZE  # read at call time, so a changed CLAIM_SIZE takes effect
+    limit = limit or CLAIM_SIZE or get_settings().campaign_batch_size  # read at call time
     now = utcnow()
     due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
     with sender.database.session() as db:

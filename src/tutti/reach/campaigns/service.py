@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
@@ -50,7 +51,18 @@ def _check_segments(db: Session, workspace_id: int, ids: list[int], field: str) 
         try:
             segments.get_segment(db, workspace_id=workspace_id, segment_id=segment_id)
         except NotFound:
-            raise InvalidInput(f"segment {segment_id} does not exist", field=field) from None
+            raise NotFound(f"segment {segment_id} not found", field=field) from None
+
+
+def _check_contacts(db: Session, workspace_id: int, ids: list[int]) -> None:
+    from tutti.audience.models import Contact
+
+    if not ids:
+        return
+    found = set(db.scalars(select(Contact.id).where(Contact.workspace_id == workspace_id, Contact.id.in_(ids))))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"contact {missing[0]} not found", field="audience.contact_ids")
 
 
 def _audience(db: Session, workspace_id: int, value) -> dict:
@@ -65,6 +77,7 @@ def _audience(db: Session, workspace_id: int, value) -> dict:
     out = {key: _ids(value.get(key), f"audience.{key}") for key in ("segment_ids", "exclude_segment_ids", "contact_ids")}
     if len(out["contact_ids"]) > MAX_EXPLICIT_CONTACTS:
         raise InvalidInput(f"at most {MAX_EXPLICIT_CONTACTS} explicit contacts; use a segment", field="audience.contact_ids")
+    _check_contacts(db, workspace_id, out["contact_ids"])
     _check_segments(db, workspace_id, out["segment_ids"], "audience.segment_ids")
     _check_segments(db, workspace_id, out["exclude_segment_ids"], "audience.exclude_segment_ids")
     return out
@@ -250,9 +263,7 @@ def _apply(db: Session, campaign: Campaign, data: dict) -> None:
     if "costs" in data:
         campaign.costs = _costs(data["costs"])
     if "variants" in data or not _variants_of(db, campaign.id):
-        for old in _variants_of(db, campaign.id):
-            db.delete(old)
-        db.flush()
+        db.execute(sql_delete(Variant).where(Variant.campaign_id == campaign.id).execution_options(synchronize_session=False))
         for spec in _variants(db, wid, data.get("variants"), campaign.channels):
             db.add(Variant(workspace_id=wid, campaign_id=campaign.id, **spec))
         db.flush()
@@ -296,8 +307,7 @@ def delete(db: Session, *, workspace_id: int, campaign_id: int, actor: Actor) ->
         raise Conflict(f"campaign {campaign_id} is {campaign.status}; only a draft can be deleted (cancel it instead)")
     audit.record(db, workspace_id=workspace_id, actor=actor, action="campaign.delete", target_kind="campaign",
                  target_id=campaign.id, detail={"name": campaign.name})
-    for variant in _variants_of(db, campaign.id):
-        db.delete(variant)
+    db.execute(sql_delete(Variant).where(Variant.campaign_id == campaign.id))
     db.delete(campaign)
     db.flush()
 
