@@ -42,9 +42,9 @@ EVENTS = [  # (pattern, event name)
 ]
 NEGATION = r"(沒有|沒|未|不曾|從未|不是|非|排除|除了|not|never|no|without|haven't|hasn't|didn't|did not|has not|have not|excluding|except)"
 FILLER = re.compile(
-    r"(的|了|過|人|顧客|客人|會員|用戶|使用者|消費者|們|有|是|且|並|中|內|在|裡|給我|找出|找|列出|所有|名單|標籤|貼標|"
+    r"(的|了|過|人|商品|產品|顧客|客人|會員|用戶|使用者|消費者|們|有|是|且|並|中|內|在|裡|給我|找出|找|列出|所有|名單|標籤|貼標|"
     r"\b(?:those|people|customers?|members?|users?|contacts?|who|that|which|have|has|had|are|is|were|was|the|a|an|in|on|of|"
-    r"with|and|or|all|any|ones?|last|past|within|days?|find|show|me|segment|list|tag|tagged|labell?ed|times?)\b|"
+    r"with|and|or|all|any|ones?|last|past|within|days?|find|show|me|segment|list|products?|items?|tag|tagged|labell?ed|times?)\b|"
     r"\d+|[\s,.;:!?，。、；：！？()（）\-])+")
 CLAUSE_SPLIT = re.compile(r"[，、;；。/]|(?<!\d),|,(?!\d)|\s+and\s+|\s+but\s+|\s+with\s+|\s+who\s+|並且|而且|但是|但|且|和|及|以及|跟|同時")
 
@@ -140,7 +140,7 @@ def _window(clause: _Clause) -> tuple[int | None, str | None]:
         (r"(?:in |within )?(?:the )?(?:last|past) (week)", 7),
         (r"(?:in |within )?(?:the )?(?:last|past) (month)", 30),
         (r"(?:in |within )?(?:the )?(?:last|past) (year)", 365),
-        (r"(半年)(?:內)?", 180), (r"(一年)(?:內)?|(今年)", 365), (r"(上個月|這個月|本月)", 30), (r"(一週|一周|這週|本週)(?:內)?", 7),
+        (r"(?:過去|近|最近)?(半年)(?:內)?", 180), (r"(?:過去|近|最近)?(一年)(?:內)?|(今年)", 365), (r"(上個月|這個月|本月)", 30), (r"(一週|一周|這週|本週)(?:內)?", 7),
     ]
     for pattern, unit in patterns:
         match = clause.find(pattern)
@@ -231,7 +231,7 @@ def _conditions(clause: _Clause, days: int | None, vocab: Vocabulary, locale: st
     if m:
         neg = negated(m)
         add({"kind": "identity", "identity": "line_uid", "present": not neg}, clause.take(m))
-    m = clause.find(r"訂閱電子報|電子報訂閱|訂閱email|訂閱 email|e-?mail subscribers?|newsletter subscribers?|subscribed to (?:the )?(?:e-?mail|newsletter)|可收\s*e-?mail|reachable by e-?mail|newsletter")
+    m = clause.find(r"訂閱電子報|電子報訂閱|訂閱email|訂閱 email|e-?mail subscribers?|newsletter subscribers?|subscribed to (?:the )?(?:e-?mail|newsletter)|可收\s*e-?mail|可收電子報|可收信|reachable by e-?mail|newsletter")
     if m:
         neg = negated(m)
         add({"kind": "reachable", "channel": "email", "value": not neg}, clause.take(m))
