@@ -113,7 +113,7 @@ async def create_template(request: Request, ui: UiContext = page_context):
                                            actor=ui.actor)
     except TuttiError as error:
         return _typed_editor(ui, None, channel, name, form, error)
-    return RedirectResponse(f"/templates/{template.id}", status_code=303)
+    return RedirectResponse(f"/templates/{template.id}?saved=1", status_code=303)
 
 
 def _typed_editor(ui, template, channel, name, form, error):
