@@ -809,7 +809,7 @@ def render_phone(emu: Emulator, user_id: str) -> str:
         when = time.strftime("%H:%M", time.localtime(item["received_at"]))
         rows.append(f'<div class="row {side}"><div class=bubble>{_bubble(item["message"], user_id)}</div><small>{when}</small></div>')
     can_talk = bool(emu.config.webhook_url)
-    composer = (f'<form class=composer method=post action="/_emulator/phone/{html.escape(user_id)}/say">'
+    composer = (f'<form class=composer method=post accept-charset="utf-8" action="/_emulator/phone/{html.escape(user_id)}/say">'
                 f'<input name=text placeholder="Aa" autocomplete=off autofocus><button>➤</button></form>'
                 if can_talk else "<p class=hint>Set the emulator's webhook URL to talk back (tutti line-emulator --webhook-url …).</p>")
     count = len(messages)
