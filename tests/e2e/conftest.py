@@ -69,7 +69,8 @@ def demo(settings, database, demo_brand, line_emulator):  # noqa: F811
 
 
 def new_context(browser, demo: Demo, **options):  # noqa: F811
-    context = browser.new_context(base_url=demo.url, viewport={"width": 1400, "height": 900}, locale="zh-TW", **options)
+    options = {"viewport": {"width": 1400, "height": 900}, "locale": "zh-TW", **options}
+    context = browser.new_context(base_url=demo.url, **options)
     context.set_default_timeout(20_000)
     return context
 
