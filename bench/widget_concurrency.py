@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = str(ROOT / "src")
 REDIS_URL = "redis://127.0.0.1:6379/0"
+REPLY_TIMEOUT = 60  # seconds a visitor waits for the reply before counting a timeout
 
 FAQ = [
     ("運費怎麼算", "單筆訂單滿 NT$1,500 免運,未滿酌收 NT$80。", ["運費怎麼算?", "運費多少", "多少錢免運", "有免運嗎", "how much is shipping"]),
@@ -201,15 +202,18 @@ class Visitor:
                     listener = asyncio.create_task(self.listen(session, after=0))
                 await self._await_reply(*sent)
                 await asyncio.sleep(self.rng.uniform(0.5, 1.5) * self.think)
-            await asyncio.sleep(2)  # let the last events arrive before the stream closes
+            if self.conversation:
+                # every stored message must come on the stream: wait for stragglers while it is open
+                stored = await self.stored_ids(session)
+                deadline = time.perf_counter() + 20
+                while [i for i in stored if i not in self.seen] and time.perf_counter() < deadline:
+                    await asyncio.sleep(0.2)
+                self.stats["stored"] += len(stored)
+                self.stats["lost"] += len([i for i in stored if i not in self.seen])
+                self.stats["conversations"] += 1
         finally:
             if listener is not None:
                 listener.cancel()
-        if self.conversation:
-            stored, missing = await self.verify(session)
-            self.stats["stored"] += stored
-            self.stats["lost"] += missing
-            self.stats["conversations"] += 1
 
     async def _send(self, session, question: str):
         began = time.perf_counter()
@@ -226,7 +230,7 @@ class Visitor:
         return began, answer["message"]["id"]
 
     async def _await_reply(self, began: float, message_id: int) -> None:
-        deadline = began + 30
+        deadline = began + REPLY_TIMEOUT
         while True:
             try:
                 arrived, reply = await asyncio.wait_for(self.replies.get(), timeout=max(0.1, deadline - time.perf_counter()))
@@ -240,11 +244,9 @@ class Visitor:
                 self.stats["answered"] += 1
                 return
 
-    async def verify(self, session) -> tuple[int, int]:
-        """Stored messages of the conversation vs the ones that came on the stream."""
+    async def stored_ids(self, session) -> list[int]:
         async with session.get(self.send_api + "/messages", params={"token": self.token}) as response:
-            stored = [m["id"] for m in (await response.json())["messages"]]
-        return len(stored), len([i for i in stored if i not in self.seen])
+            return [m["id"] for m in (await response.json())["messages"]]
 
 
 async def _drive(stream_bases: list[str], send_bases: list[str], key: str, visitors: int, seconds: float, think: float) -> dict:

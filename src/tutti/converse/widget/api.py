@@ -7,6 +7,7 @@ token in the body or query), so browsers need no preflight; allowed origins are 
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import time
@@ -26,6 +27,7 @@ router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
 KEEPALIVE_SECONDS = 15
 RECENT_SECONDS = 10
+AGENT_CONCURRENCY = 4
 PREFIX = "/widget/api/"
 _CONFIG_CACHE_SECONDS = 30
 _origins: dict[str, tuple[float, list[str]]] = {}
@@ -199,7 +201,22 @@ async def send_message(key: str, request: Request) -> dict:
         # the conversation service publishes the message and the agent's reply once this commits
         return {"message": out, "conversation_id": out["conversation_id"]}
 
-    return await run_in_threadpool(run)
+    async with _agent_slots():
+        return await run_in_threadpool(run)
+
+
+_slots: dict[int, asyncio.Semaphore] = {}
+
+
+def _agent_slots() -> asyncio.Semaphore:
+    """At most AGENT_CONCURRENCY visitors' messages in the agent at once per event loop. The agent's work
+    is CPU-bound Python: forty of them on the thread pool starve this loop of the GIL, and every open
+    SSE stream (and the replies waiting to go out on them) stalls for seconds. The rest wait here."""
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(id(loop))
+    if slots is None:
+        slots = _slots[id(loop)] = asyncio.Semaphore(AGENT_CONCURRENCY)
+    return slots
 
 
 @router.get("/widget/api/{key}/messages")
