@@ -27,8 +27,39 @@ def _templates():
     return service
 
 
-def load_contexts(db: Session, *, workspace_id: int, contact_ids: list[int]) -> dict[int, dict]:
+# Variables read straight from the contact row: when a message uses only these, the sender reads them in
+# one narrow query instead of every variable (identities, tags, last order) — a 1M broadcast saved.
+PROFILE_VARIABLES = frozenset({"contact_id", "name", "first_name", "gender", "locale", "timezone", "city"})
+
+
+def load_contexts(db: Session, *, workspace_id: int, contact_ids: list[int], variables: frozenset | None = None) -> dict[int, dict]:
+    """The variables of these contacts; only `variables` when given and all of them are profile fields."""
+    if variables is not None and variables <= PROFILE_VARIABLES:
+        return _profile_contexts(db, workspace_id, contact_ids, variables)
     return _templates().load_contexts(db, workspace_id=workspace_id, contact_ids=contact_ids)
+
+
+def _profile_contexts(db: Session, workspace_id: int, contact_ids: list[int], variables: frozenset) -> dict[int, dict]:
+    from sqlalchemy import select
+
+    from tutti.audience.models import Contact
+    from tutti.reach.templates.contexts import _first_name
+
+    if not variables - {"contact_id"}:
+        return {contact_id: {"contact_id": contact_id} for contact_id in contact_ids}
+    fields = sorted((variables - {"contact_id", "first_name"}) | ({"name"} if "first_name" in variables else set()))
+    out: dict[int, dict] = {}
+    rows = db.execute(select(Contact.id, *(getattr(Contact, f) for f in fields))
+                      .where(Contact.workspace_id == workspace_id, Contact.id.in_(contact_ids), Contact.erased_at.is_(None)))
+    for contact_id, *values in rows:
+        context = {"contact_id": contact_id}
+        for key, value in zip(fields, values, strict=True):
+            if value not in (None, ""):
+                context[key] = value
+        if "first_name" in variables and context.get("name"):
+            context["first_name"] = _first_name(context["name"])
+        out[contact_id] = context
+    return out
 
 
 def content_for(db: Session, *, campaign: Campaign, variant: Variant, kind: str) -> dict:

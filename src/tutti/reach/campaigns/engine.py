@@ -83,6 +83,9 @@ class Sender:
     adapters: dict = field(default_factory=dict)  # channel id -> adapter
     messages: dict = field(default_factory=dict)  # (variant id, kind) -> content.Message
     pool: ThreadPoolExecutor | None = None
+    # whether queued rows that keep a batch key (retries) may exist: looking for them scans the campaign's
+    # queued rows, so it is done at the start and after a round that asked for a retry, not every claim
+    retries_possible: bool = True
 
     def close(self) -> None:
         if self.pool is not None:
@@ -112,10 +115,13 @@ class Sender:
     # --- rendering and grouping -----------------------------------------------------------------
 
     def render(self, db: Session, rows: list[Row]) -> None:
-        contexts = contents.load_contexts(db, workspace_id=self.workspace_id, contact_ids=[r.contact_id for r in rows])
+        messages = {(r.variant_id, r.channel): self.message(db, r.variant_id, r.channel) for r in rows}
+        variables = frozenset().union(*(m.variables for m in messages.values()))
+        contexts = contents.load_contexts(db, workspace_id=self.workspace_id, contact_ids=[r.contact_id for r in rows],
+                                          variables=variables)
         for row in rows:
-            message = self.message(db, row.variant_id, row.channel)
-            row.payload = message.payload(contexts.get(row.contact_id, {"contact_id": row.contact_id}), row.id)
+            context = contexts.get(row.contact_id, {"contact_id": row.contact_id})
+            row.payload = messages[(row.variant_id, row.channel)].payload(context, row.id)
 
     def group(self, db: Session, rows: list[Row]) -> list[Request]:
         """Identical payloads on a channel that takes many recipients per request share a request."""
@@ -211,9 +217,14 @@ def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
     with sender.database.session() as db:
         # retries first, whole batches with the key they had: the provider may hold the first attempt
-        retry_keys = list(db.scalars(select(Delivery.batch_key).where(
-            Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
-            .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
+        retry_keys = []
+        if sender.retries_possible:
+            retry_keys = list(db.scalars(select(Delivery.batch_key).where(
+                Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
+                .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
+            if not retry_keys and not db.scalar(select(Delivery.id).where(
+                    Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None)).limit(1)):
+                sender.retries_possible = False  # none waiting for their back-off either
         rows: list[Row] = []
         if retry_keys:
             rows = _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
@@ -295,6 +306,7 @@ def record(sender: Sender, results: list[Result]) -> dict:
                                       reason=f"gave up after {attempts} attempts: {outcome.reason or 'no answer'}",
                                       code=outcome.code)
                 if outcome.status == "retry":
+                    sender.retries_possible = True
                     values = {"status": "queued", "not_before": now + timedelta(seconds=backoff(attempts, outcome.retry_after)),
                               "error_code": outcome.code, "error_reason": outcome.reason, "sent_at": None, "provider_id": None}
                 else:
