@@ -24,6 +24,10 @@ from tutti.reach.campaigns.cli import campaign_app  # noqa: E402 - the `tutti ca
 
 app.add_typer(campaign_app, name="campaign")
 
+from tutti.converse.knowledge.cli import kb_app  # noqa: E402 - the `tutti kb` commands
+
+app.add_typer(kb_app, name="kb")
+
 
 def fail(message: str, code: int = 2) -> None:
     typer.echo(f"tutti: {message}", err=True)

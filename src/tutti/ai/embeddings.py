@@ -74,6 +74,12 @@ def embed(texts: Iterable[str] | str, *, kind: Kind = "query", settings=None) ->
     if not items:
         return np.zeros((0, DIMENSION), dtype=np.float32)
     items = [text if text.strip() else "-" for text in items]  # e5 needs at least one token
+    if _disk is not None:
+        return _disk.embed(items, kind=kind)
+    return _compute(items, kind, settings)
+
+
+def _compute(items: list[str], kind: Kind, settings=None) -> np.ndarray:
     settings = settings or _settings()
     if settings.embeddings_base_url:
         vectors = _remote(items, kind, settings)
@@ -130,6 +136,18 @@ def from_bytes(data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype=np.float16).astype(np.float32)
 
 
+_disk: DiskCache | None = None
+
+
+def use_disk_cache(path: Path | str | None) -> None:
+    """Route every `embed` through a DiskCache at `path` (None: stop). For evaluations and benchmarks,
+    which embed the same thousands of sentences on every run."""
+    global _disk
+    if _disk is not None:
+        _disk.close()
+    _disk = DiskCache(path) if path else None
+
+
 class DiskCache:
     """Vectors on disk (an SQLite file) keyed by text_key: evaluations embed thousands of sentences
     once and reuse them on every later run."""
@@ -137,7 +155,7 @@ class DiskCache:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
+        self._db = sqlite3.connect(self.path, check_same_thread=False)
         self._db.execute("CREATE TABLE IF NOT EXISTS vector (key TEXT PRIMARY KEY, data BLOB NOT NULL)")
 
     def embed(self, texts: list[str], *, kind: Kind = "query", progress=None) -> np.ndarray:
@@ -155,7 +173,7 @@ class DiskCache:
             first.setdefault(keys[i], i)
         for start in range(0, len(unique), 256):
             part = unique[start : start + 256]
-            vectors = embed([texts[first[key]] for key in part], kind=kind)
+            vectors = _compute([texts[first[key]] for key in part], kind)
             rows = [
                 (key, np.asarray(vector, dtype=np.float32).tobytes()) for key, vector in zip(part, vectors)
             ]

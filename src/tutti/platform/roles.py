@@ -26,6 +26,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "conversations.work": frozenset({"owner", "admin", "agent"}),
     "converse.manage": _MANAGERS,
     "converse.metrics": _EVERYONE,
+    "knowledge.read": _EVERYONE,  # the answers customers get are no secret; asking /knowledge/ask sends nothing
+    "knowledge.manage": frozenset({"owner", "admin", "marketer", "agent"}),  # who answers customers keeps answers right
     "channels.read": _EVERYONE,  # campaigns, journeys and the inbox pick channels; secrets are never shown
     "channels.manage": _MANAGERS,
     "templates.manage": _MARKETING,

@@ -33,6 +33,9 @@ def mount_all(app: FastAPI) -> None:
     from tutti.converse import api as converse_api
 
     app.include_router(converse_api.router, prefix="/api/v1")  # conversations, teams, agent-config, converse/metrics
+    from tutti.converse.knowledge import api as knowledge_api
+
+    app.include_router(knowledge_api.router, prefix="/api/v1")
     from tutti.channels import webhooks as channel_webhooks
 
     app.include_router(channel_webhooks.router)  # POST /webhooks/line/{channel_id}: LINE's inbound events

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from tutti.ai import bm25, classifier, embeddings
 from tutti.converse.knowledge.models import KnowledgeItem, KnowledgePassage, KnowledgePhrasing
-from tutti.converse.knowledge.service import ensure_embeddings, version
+from tutti.converse.knowledge.service import ensure_embeddings, version_key
 
 # Above this many items or phrasings the classifier is not trained (its training time grows with
 # items × phrasings); matching then uses the fused kNN + BM25 score alone.
@@ -42,11 +42,12 @@ class ItemInfo:
 @dataclass
 class Index:
     workspace_id: int
-    version: int
+    version: tuple
     items: list[ItemInfo]
     vectors: np.ndarray  # (rows, d) phrasings then passages
     row_item: np.ndarray  # (rows,) item position of each row
     row_text: list[str]
+    row_is_phrasing: np.ndarray  # (rows,) bool
     bm25: bm25.BM25 | None
     bm25_item: np.ndarray  # item position of each BM25 document
     model: classifier.SoftmaxClassifier | None
@@ -58,14 +59,18 @@ class Index:
         n = len(self.items)
         if vector is None:
             vector = embeddings.embed([question], kind="query")[0]
-        cosine = np.full(n, -1.0, dtype=np.float32)
+        cosine = np.full(n, -1.0, dtype=np.float32)  # best phrasing
+        passage = np.full(n, -1.0, dtype=np.float32)  # best passage (an FAQ's answer, an article's section)
         best_row = np.full(n, -1, dtype=np.int64)
         if len(self.row_item):
             sims = self.vectors @ vector
             order = np.argsort(-sims, kind="stable")
             # the first occurrence of each item in descending order is its best row
+            for target, mask in ((cosine, self.row_is_phrasing), (passage, ~self.row_is_phrasing)):
+                ranked = order[mask[order]]
+                seen_items, first = np.unique(self.row_item[ranked], return_index=True)
+                target[seen_items] = sims[ranked[first]]
             seen_items, first = np.unique(self.row_item[order], return_index=True)
-            cosine[seen_items] = sims[order[first]]
             best_row[seen_items] = order[first]
         lexical = np.zeros(n, dtype=np.float32)
         if self.bm25 is not None:
@@ -78,6 +83,7 @@ class Index:
             probability[self.model_items] = self.model.proba(vector)[0]
         return {
             "cosine": cosine,
+            "passage": passage,
             "lexical": np.clip(lexical, 0, 1),
             "probability": probability,
             "best_row": best_row,
@@ -85,34 +91,34 @@ class Index:
         }
 
 
-_cache: dict[int, Index] = {}
+_cache: dict[tuple, Index] = {}
 _lock = threading.Lock()
 
 
 def get_index(db: Session, *, workspace_id: int) -> Index:
     """The workspace's index, rebuilt when its knowledge changed since it was built."""
-    current = version(db, workspace_id=workspace_id)
-    cached = _cache.get(workspace_id)
+    current = version_key(db, workspace_id=workspace_id)
+    # keyed by database too: tests and evaluations open several databases whose workspace ids coincide
+    key = (str(db.get_bind().engine.url), workspace_id)
+    cached = _cache.get(key)
     if cached is not None and cached.version == current:
         return cached
     with _lock:
-        cached = _cache.get(workspace_id)
+        cached = _cache.get(key)
         if cached is not None and cached.version == current:
             return cached
         index = build(db, workspace_id=workspace_id, at_version=current)
-        _cache[workspace_id] = index
+        _cache[key] = index
         return index
 
 
 def forget(workspace_id: int | None = None) -> None:
     with _lock:
-        if workspace_id is None:
-            _cache.clear()
-        else:
-            _cache.pop(workspace_id, None)
+        for key in [k for k in _cache if workspace_id is None or k[1] == workspace_id]:
+            del _cache[key]
 
 
-def build(db: Session, *, workspace_id: int, at_version: int) -> Index:
+def build(db: Session, *, workspace_id: int, at_version: tuple) -> Index:
     started = time.perf_counter()
     if ensure_embeddings(db, workspace_id=workspace_id):
         db.flush()
@@ -162,6 +168,7 @@ def build(db: Session, *, workspace_id: int, at_version: int) -> Index:
         vectors=vectors,
         row_item=row_item,
         row_text=texts,
+        row_is_phrasing=np.asarray(is_phrasing, dtype=bool),
         bm25=lexical,
         bm25_item=document_item,
         model=model,
@@ -172,15 +179,15 @@ def build(db: Session, *, workspace_id: int, at_version: int) -> Index:
 
 
 def _train(vectors: np.ndarray, row_item: np.ndarray, is_phrasing: np.ndarray, n_items: int):
-    """The classifier over phrasings, one class per item that has phrasings; None when there are too
-    few classes to learn from or too many to train quickly."""
-    rows = np.flatnonzero(is_phrasing)
-    classes = np.unique(row_item[rows]) if len(rows) else np.zeros(0, dtype=np.int64)
-    if len(classes) < 2 or len(classes) > CLASSIFIER_MAX_ITEMS or len(rows) > CLASSIFIER_MAX_ROWS:
+    """The classifier over every stored row (phrasings and passages), one class per item; None when there
+    are too few classes to learn from or too many to train quickly."""
+    classes = np.unique(row_item) if len(row_item) else np.zeros(0, dtype=np.int64)
+    if len(classes) < 2 or len(classes) > CLASSIFIER_MAX_ITEMS or len(row_item) > CLASSIFIER_MAX_ROWS:
         return None, np.zeros(0, dtype=np.int64)
-    label_of = {item: label for label, item in enumerate(classes)}
-    labels = np.fromiter((label_of[i] for i in row_item[rows]), dtype=np.int64, count=len(rows))
+    label_of = np.full(n_items, -1, dtype=np.int64)
+    label_of[classes] = np.arange(len(classes))
+    labels = label_of[row_item]
     counts = np.bincount(labels, minlength=len(classes)).astype(np.float32)
     weights = 1.0 / counts[labels]  # every item weighs the same however many phrasings it has
-    model = classifier.train(vectors[rows], labels, len(classes), weights=weights)
+    model = classifier.train(vectors, labels, len(classes), weights=weights, scale=10.0, steps=400)
     return model, classes.astype(np.int64)

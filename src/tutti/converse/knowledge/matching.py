@@ -23,15 +23,16 @@ from tutti.converse.knowledge.index import Index, get_index
 # on a held-out part of CLINC's validation split); see docs/knowledge.md.
 PARAMS = {
     "mode": "fusion",  # fusion | knn | classifier
-    "w_probability": 1.0,
+    "w_probability": 0.5,
     "w_cosine": 1.0,
-    "w_lexical": 0.15,
-    "w_margin": 0.5,
+    "w_passage": 1.0,
+    "w_lexical": 0.0,
+    "w_margin": 1.0,
     "cosine_floor": 0.80,  # e5 cosines between unrelated sentences sit around 0.75-0.8
-    "platt_a": 8.0,
-    "platt_b": -4.0,
+    "platt_a": 3.3168,
+    "platt_b": -4.0513,
 }
-THRESHOLD = 0.5
+THRESHOLD = 0.7775
 
 
 @dataclass
@@ -61,7 +62,10 @@ class Match:
 
 
 def raw_scores(features: dict, params: dict) -> np.ndarray:
-    cosine = np.maximum(features["cosine"] - params["cosine_floor"], 0) / (1 - params["cosine_floor"])
+    floor = params["cosine_floor"]
+    cosine = np.maximum(features["cosine"] - floor, 0) / (1 - floor)
+    if params.get("w_passage"):
+        cosine = cosine + params["w_passage"] * np.maximum(features["passage"] - floor, 0) / (1 - floor)
     if params["mode"] == "knn":
         return cosine
     if params["mode"] == "classifier":

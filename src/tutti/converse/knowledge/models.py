@@ -78,6 +78,9 @@ class KnowledgeVersion(Base):
         ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True
     )
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # random, set when the row is created: a cached index is never mistaken for one of another database
+    # (or of a recreated workspace) that happens to reach the same version number
+    token: Mapped[str] = mapped_column(String(32), default="")
 
 
 class KnowledgeGap(Base):

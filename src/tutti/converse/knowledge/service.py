@@ -8,6 +8,8 @@ question) and stored on the rows, keyed by the text and model they came from.
 
 from __future__ import annotations
 
+import secrets
+
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -38,10 +40,19 @@ def version(db: Session, *, workspace_id: int) -> int:
     )
 
 
+def version_key(db: Session, *, workspace_id: int) -> tuple[int, str]:
+    """(version, token): changes whenever the workspace's knowledge changes."""
+    row = db.execute(
+        select(KnowledgeVersion.version, KnowledgeVersion.token).where(
+            KnowledgeVersion.workspace_id == workspace_id
+        )
+    ).first()
+    return (row[0], row[1]) if row else (0, "")
+
+
 def bump_version(db: Session, *, workspace_id: int) -> None:
-    insert_ignore(
-        db, KnowledgeVersion, [{"workspace_id": workspace_id, "version": 0}], conflict=("workspace_id",)
-    )
+    first = {"workspace_id": workspace_id, "version": 0, "token": secrets.token_hex(8)}
+    insert_ignore(db, KnowledgeVersion, [first], conflict=("workspace_id",))
     db.execute(
         update(KnowledgeVersion)
         .where(KnowledgeVersion.workspace_id == workspace_id)
@@ -170,11 +181,18 @@ def _write_children(db: Session, *, workspace_id: int, item: KnowledgeItem, reco
         )
         for i, text in enumerate(record.phrasings)
     )
+    db.add_all(
+        KnowledgePassage(workspace_id=workspace_id, item_id=item.id, position=i, heading=h[:300], text=t)
+        for i, (h, t) in enumerate(passages_of(record))
+    )
+
+
+def passages_of(record: Record) -> list[tuple[str, str]]:
+    """What is searched besides the phrasings: an article's sections, or an FAQ item's answer (a question
+    often shares its facts with the answer rather than with any stored phrasing)."""
     if record.kind == "article":
-        db.add_all(
-            KnowledgePassage(workspace_id=workspace_id, item_id=item.id, position=i, heading=h[:300], text=t)
-            for i, (h, t) in enumerate(files.split_passages(record.answer, record.title))
-        )
+        return files.split_passages(record.answer, record.title)
+    return [(record.title, record.answer)]
 
 
 def _apply(item: KnowledgeItem, record: Record) -> None:
@@ -384,17 +402,10 @@ def import_records(
             }
             for i, text in enumerate(record.phrasings)
         )
-        if record.kind == "article":
-            passage_rows.extend(
-                {
-                    "workspace_id": workspace_id,
-                    "item_id": item.id,
-                    "position": i,
-                    "heading": h[:300],
-                    "text": t,
-                }
-                for i, (h, t) in enumerate(files.split_passages(record.answer, record.title))
-            )
+        passage_rows.extend(
+            {"workspace_id": workspace_id, "item_id": item.id, "position": i, "heading": h[:300], "text": t}
+            for i, (h, t) in enumerate(passages_of(record))
+        )
     for rows, model in ((phrasing_rows, KnowledgePhrasing), (passage_rows, KnowledgePassage)):
         for start in range(0, len(rows), 1000):
             db.execute(model.__table__.insert(), rows[start : start + 1000])
