@@ -76,6 +76,7 @@ def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser,
         answer = shop.locator("#tutti-widget .b.bot").first
         expect(answer).to_contain_text("NT$990", timeout=60_000)
         expect(answer).to_contain_text(policy_answer[:20])
+        expect(shop.locator(".hero")).to_contain_text("NT$990")  # the shop's banner promises what the agent says
         expect(answer).to_contain_text(f"來源：{item['title']}")  # its source: the knowledge item's title
 
         # --- they sign in as a member who has orders: the shop signs their id for the widget ---------------------
