@@ -51,6 +51,11 @@ def test_asking_for_a_person_hands_off(database, shop, knowledge, text):
                                 else "person" in decision.answer)
 
 
+@pytest.mark.parametrize("text", ["去全家拿包裹店員會看證件嗎", "超商店員會不會不給我領", "門市服務人員可以幫我包裝嗎", "Is there a store manager's special?"])
+def test_mentioning_staff_is_not_asking_for_a_person(database, shop, knowledge, text):
+    assert decide(database, shop, text).handoff_reason != "asked_for_person"
+
+
 @pytest.mark.parametrize("text", ["你們超爛，氣死我了！！", "垃圾服務，我要投訴", "This is the worst service ever, absolutely unacceptable",
                                   "SCAM!!! I want my money back, you liars"])
 def test_strongly_negative_messages_hand_off(database, shop, knowledge, text):

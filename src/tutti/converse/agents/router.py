@@ -32,7 +32,9 @@ log = logging.getLogger("tutti.agents")
 HANDOFF_REASONS = ("rule", "asked_for_person", "keyword", "negative_sentiment", "repeated_failure", "low_confidence", "llm_error",
                    "ungrounded", "tool_error", "knowledge_error")
 # A question about how things work, even when it mentions orders: the knowledge base answers it.
-_POLICY_QUESTION = re.compile(r"怎麼|如何|怎樣|多久|幾天|政策|規定|可以.{0,12}嗎|能不能|可不可以|\bhow (do|can|long|to|much)\b|\bpolicy\b|\bcan i\b|\bis it possible\b|\bdo you (ship|offer|accept)\b")
+_POLICY_QUESTION = re.compile(r"怎麼|如何|怎樣|多久|幾天|政策|規定|可以.{0,12}嗎|能不能|可不可以|會不會|會.{0,8}嗎|是不是|是真的嗎|哪裡(可以|能)?(看|查)|過期|到期|"
+                              r"\bhow (do|can|long|to|much)\b|\bpolicy\b|\bcan i\b|\bis it possible\b|\bdo (you|my|i)\b|\bwhere (do|can) i\b|"
+                              r"\bexpire|\bif i\b|\bwill (my|i)\b")
 SIMILAR = 0.6
 
 
@@ -143,13 +145,19 @@ def _knowledge(db: Session, workspace_id: int, text: str):
     return knowledge.match(db, workspace_id=workspace_id, question=text)
 
 
-def _tool(db: Session, workspace_id: int, contact_id: int | None, text: str, language: str) -> Decision | None:
+def _intent(db: Session, workspace_id: int, contact_id: int | None, text: str):
     intent = signals.intent_of(text)
-    refs = signals.order_refs(text)
-    if intent is None and refs and contact_id is not None and tools._find_order(db, workspace_id, contact_id, refs):
-        intent = signals.Intent("order_status", refs[0], 0.8)
+    if (intent is None or not intent.strong) and contact_id is not None:
+        refs = signals.order_refs(text)
+        if refs and tools._find_order(db, workspace_id, contact_id, refs):  # one of THEIR order numbers: plainly about it
+            intent = signals.Intent("order_status", refs[0], 0.8, strong=True)
+    return intent
+
+
+def _tool(db: Session, workspace_id: int, contact_id: int | None, text: str, language: str, intent) -> Decision | None:
     if intent is None:
         return None
+    refs = signals.order_refs(text)
     name = intent.name
     args: dict = {}
     if name == "product_search":
@@ -281,9 +289,21 @@ def _decide(db, workspace_id, contact_id, text, turns, pending, config, language
         knowledge_error = str(error)[:200]
     else:
         knowledge_error = None
-    if match is not None and match.in_scope and _POLICY_QUESTION.search(signals.fold(text)):
-        return _answer(db, workspace_id, match, config, language)  # "how do I cancel an order" is a policy question, not an order lookup
-    tool = _tool(db, workspace_id, contact_id, text, language)
+    intent = _intent(db, workspace_id, contact_id, text)
+    floor = config["min_confidence"]
+    in_scope = (match is not None and match.in_scope and match.item_id is not None
+                and (floor is None or float(match.confidence or 0) >= floor))
+    policy = bool(_POLICY_QUESTION.search(signals.fold(text)))
+    # their own data, plainly asked for: a tool — unless it is a question about how things work that the
+    # knowledge base answers ("how do I cancel my order"); words that only suggest a tool ("推薦", "等級")
+    # lose to an in-scope knowledge answer
+    if intent is not None and policy and (not intent.strong or intent.name == "my_profile"):
+        intent = None  # "will my tier drop?" is a question for the knowledge base or a person, not a read-out of the tier
+    if intent is not None and intent.strong and not (in_scope and policy):
+        return _tool(db, workspace_id, contact_id, text, language, intent)
+    if in_scope:
+        return _answer(db, workspace_id, match, config, language)
+    tool = _tool(db, workspace_id, contact_id, text, language, intent)
     if tool:
         return tool
     if match is None:

@@ -25,11 +25,12 @@ def fold(text: str) -> str:
 # --- asking for a person -------------------------------------------------------------------------------
 
 _PERSON = [
-    r"真人", r"客服人員", r"找人", r"人工(客服|服務)?", r"專人", r"轉(接)?(給)?(真人|客服|專人|人工)", r"(找|要|給我)(一個)?客服",
-    r"(跟|和|與)(真的)?人(說話|講話|談|聊)", r"(真的|活)人", r"客服專員", r"服務人員", r"店員", r"門市人員",
+    r"(找|要|轉|接|換|給我|請|跟|和|與|需要|想).{0,4}(真人|客服人員|客服專員|專人|人工|真的人|活人)", r"真人客服", r"人工客服",
+    r"^\W*(真人|客服|人工客服|專人|客服人員)\W*$", r"找(個)?人(來)?.{0,3}(處理|幫|回|說|談|聊)", r"^\W*找人\W*$", r"(找|要|給我)(一個)?客服",
+    r"轉(接)?(給)?(真人|客服|專人|人工)", r"(跟|和|與)(真的)?人(說話|講話|談|聊)",
     r"\bhuman\b", r"\breal person\b", r"\b(a|an|to|your|live|human) (agent|representative|rep|operator)\b",
     r"\bagent please\b", r"^\s*agent\s*[.!?]*\s*$", r"\brepresentative\b", r"\b(talk|speak|chat) (to|with) (a |an |some)?(person|someone|somebody|human|people|staff|manager)\b",
-    r"\bcustomer (service|support) (agent|person|staff|team)\b", r"\bmanager\b", r"\boperator\b",
+    r"\bcustomer (service|support) (agent|person|staff|team)\b", r"\b(a|the|your|to) (manager|supervisor)\b(?!')", r"\b(an|the|to) operator\b",
 ]
 _PERSON_RE = re.compile("|".join(_PERSON))
 
@@ -104,30 +105,45 @@ def negativity(text: str) -> Sentiment:
 
 # --- tool intents ------------------------------------------------------------------------------------
 
-_INTENTS: list[tuple[str, list[str]]] = [
+# (intent, strong patterns, weak patterns). Strong: the customer plainly asks about THEIR OWN data or
+# account ("我的訂單…", "where is my order", "unsubscribe me") — a tool answers unless it is a question about
+# how things work that the knowledge base can answer. Weak: the words suggest a tool ("推薦", "等級",
+# "什麼時候到") but as often belong to a policy question — a tool answers only when the knowledge base has
+# nothing in scope.
+_INTENTS: list[tuple[str, list[str], list[str]]] = [
     ("unsubscribe", [r"取消訂閱", r"退訂", r"不(要|想)再(收到|寄|傳|發|接收)", r"別再(寄|傳|發)", r"取消(電子報|簡訊|通知)",
                      r"\bunsubscribe\b", r"\bopt(-| )?out\b", r"\bstop (sending|emailing|texting|messaging)\b",
-                     r"\b(no|don't send) more (emails|messages|newsletters)\b", r"\bremove me from\b"]),
+                     r"\b(no|don't send) more (emails|messages|newsletters)\b", r"\bremove me from\b"], []),
     ("update_email", [r"(改|更新|變更|修改|換).{0,5}(email|e-mail|電子郵件|信箱|電郵|mail)",
                       r"(email|e-mail|電子郵件|信箱|電郵).{0,3}(改|更新|變更|換)",
-                      r"\b(change|update|new|correct|edit) (my )?(e-?mail|email address)\b", r"\bmy new e-?mail\b"]),
-    ("order_status", [r"訂單.{0,8}(到|寄|出貨|狀態|進度|哪|物流|配送|送達)", r"(包裹|貨|東西|商品).{0,6}(到了|到哪|寄出|出貨|什麼時候到|送達|還沒到)",
-                      r"什麼時候(會)?(到|寄|出貨|送達)", r"(出貨|寄出|到貨)了(嗎|沒)", r"物流(狀態|進度)", r"查(詢)?(一下)?(我的)?訂單",
-                      r"\bwhere('s| is) my (order|package|parcel|stuff)\b", r"\border status\b", r"\btrack(ing)? (my )?(order|package|parcel)\b",
+                      r"\b(change|update|new|correct|edit) (my )?(e-?mail|email address)\b", r"\bmy new e-?mail\b"], []),
+    ("order_status", [r"我的(訂單|包裹|貨|東西).{0,8}(到|寄|出貨|狀態|進度|哪|物流|配送|送達)", r"查(詢)?(一下)?我的訂單",
+                      r"\bwhere('s| is) my (order|package|parcel|stuff)\b", r"\btrack(ing)? my (order|package|parcel)\b",
                       r"\bwhen (will|does|is) my (order|package|parcel)\b", r"\bhas my (order|package) (shipped|arrived|been sent)\b",
-                      r"\bstatus of (my )?order\b", r"\border\b[^.?!]{0,25}\b(status|arrived?|shipped|delivered)\b", r"\bmy order\b.{0,30}\b(arrive|ship|deliver|status)", r"\bwhere is order\b"]),
-    ("order_list", [r"(我的)?訂單(紀錄|記錄|列表|清單|明細)", r"我(之前|以前|最近)?買(過)?(了)?(什麼|哪些)", r"(所有|全部|過去)的?訂單",
-                    r"\b(my|list|show) (my )?(orders|order history|purchases)\b", r"\border history\b", r"\bwhat (did|have) i (buy|bought|ordered)\b",
-                    r"\bpast orders\b"]),
-    ("my_profile", [r"(我的)?(會員)?(等級|級別)", r"(我的|剩|還有|查).{0,4}(點數|積分|紅利)", r"(點數|積分|紅利)(有|剩)?(多少|幾)",
-                    r"我的標籤", r"\bmy (tier|level|points|membership|loyalty|status level|rewards)\b",
+                      r"\bstatus of my order\b", r"\bmy order\b.{0,30}\b(arrive|ship|deliver|status)"],
+                     [r"訂單.{0,8}(到|寄|出貨|狀態|進度|哪|物流|配送|送達)", r"(包裹|貨|東西|商品).{0,6}(到了|到哪|寄出|出貨|什麼時候到|送達|還沒到)",
+                      r"什麼時候(會)?(到|寄|出貨|送達)", r"(出貨|寄出|到貨)了(嗎|沒)", r"物流(狀態|進度)", r"查(詢)?(一下)?訂單",
+                      r"\border status\b", r"\btrack(ing)? (an |the )?(order|package|parcel)\b", r"\bstatus of (the |an )?order\b",
+                      r"\border\b[^.?!]{0,25}\b(status|arrived?|shipped|delivered)\b", r"\bwhere is order\b"]),
+    ("order_list", [r"我的訂單(紀錄|記錄|列表|清單|明細)", r"我(之前|以前|最近)買(過)?(了)?(什麼|哪些)", r"\b(list|show) (me )?my (orders|purchases)\b",
+                    r"\bmy (orders|order history|purchases|past orders)\b", r"\bwhat (did|have) i (buy|bought|ordered)\b"],
+                   [r"訂單(紀錄|記錄|列表|清單|明細)", r"(所有|全部|過去)的?訂單", r"\border history\b", r"\bpast orders\b"]),
+    ("my_profile", [r"我的(會員)?(等級|級別|點數|積分|紅利|標籤)", r"我(現在)?是(什麼|哪個|哪一)(等級|級)", r"(我|我還)(有|剩)(多少|幾)(點|積分)",
+                    r"\bmy (tier|level|points|membership|loyalty|status level|rewards)\b", r"\bhow many points do i\b"],
+                   [r"(會員)?(等級|級別)", r"(剩|還有|查).{0,4}(點數|積分|紅利)", r"(點數|積分|紅利)(有|剩)?(多少|幾)",
                     r"\bhow many points\b", r"\bmembership (tier|level)\b", r"\bpoints balance\b"]),
-    ("product_search", [r"推薦", r"有(沒有)?(在)?賣", r"有賣(嗎)?", r"想(買|找).{0,10}(商品|產品|東西|禮物)?", r"(適合|建議).{0,10}(產品|商品|買)",
-                        r"\brecommend\b", r"\bsuggest(ion)?s?\b.{0,20}\b(product|gift|buy)\b", r"\bdo you (sell|have|carry)\b",
-                        r"\blooking for (a|an|some)\b", r"\bwhat should i buy\b", r"\bany (good )?(products|gifts)\b"]),
+    ("product_search", [], [r"推薦", r"有(沒有)?(在)?賣", r"有賣(嗎)?", r"想(買|找).{0,10}(商品|產品|東西|禮物)", r"(適合|建議).{0,10}(產品|商品|買)",
+                            r"\brecommend\b", r"\bsuggest(ion)?s?\b.{0,20}\b(product|gift|buy)\b", r"\bdo you (sell|have|carry)\b",
+                            r"\blooking for (a|an|some)\b", r"\bwhat should i buy\b", r"\bany (good )?(products|gifts)\b"]),
 ]
-_INTENT_RES = [(name, re.compile("|".join(patterns))) for name, patterns in _INTENTS]
-INTENTS = tuple(name for name, _ in _INTENTS)
+
+
+def _compile(patterns: list[str]):
+    return re.compile("|".join(patterns)) if patterns else None
+
+
+_INTENT_RES = [(name, _compile(strong), _compile(weak)) for name, strong, weak in _INTENTS]
+INTENTS = tuple(name for name, _, _ in _INTENTS)
 
 
 @dataclass
@@ -135,15 +151,20 @@ class Intent:
     name: str
     phrase: str
     confidence: float
+    strong: bool = True
 
 
 def intent_of(text: str) -> Intent | None:
-    """The tool this message asks for, by rules (first match in priority order: actions before reads)."""
+    """The tool this message asks for, by rules: a strong match first (actions before reads), else a weak one."""
     folded = fold(text)
-    for name, pattern in _INTENT_RES:
-        match = pattern.search(folded)
+    for name, strong, _ in _INTENT_RES:
+        match = strong.search(folded) if strong else None
         if match:
-            return Intent(name=name, phrase=match.group(0), confidence=0.9)
+            return Intent(name=name, phrase=match.group(0), confidence=0.9, strong=True)
+    for name, _, weak in _INTENT_RES:
+        match = weak.search(folded) if weak else None
+        if match:
+            return Intent(name=name, phrase=match.group(0), confidence=0.6, strong=False)
     return None
 
 
