@@ -22,31 +22,37 @@ class _JsonField(FunctionElement):
 class json_text(_JsonField):
     type = String()
     name = "json_text"
+    inherit_cache = True
 
 
 class json_number(_JsonField):
     type = Float()
     name = "json_number"
+    inherit_cache = True
 
 
 class json_is_true(_JsonField):
     type = Boolean()
     name = "json_is_true"
+    inherit_cache = True
 
 
 class json_is_false(_JsonField):
     type = Boolean()
     name = "json_is_false"
+    inherit_cache = True
 
 
 class json_is_set(_JsonField):
     type = Boolean()
     name = "json_is_set"
+    inherit_cache = True
 
 
 class json_list_has(_JsonField):
     type = Boolean()
     name = "json_list_has"
+    inherit_cache = True
 
     def __init__(self, column: ColumnElement, key: str, item: str):
         super().__init__(column, key, literal(item, String))
