@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import json
 import time
+import weakref
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
@@ -205,7 +206,7 @@ async def send_message(key: str, request: Request) -> dict:
         return await run_in_threadpool(run)
 
 
-_slots: dict[int, asyncio.Semaphore] = {}
+_slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # event loop -> its semaphore
 
 
 def _agent_slots() -> asyncio.Semaphore:
@@ -213,9 +214,9 @@ def _agent_slots() -> asyncio.Semaphore:
     is CPU-bound Python: forty of them on the thread pool starve this loop of the GIL, and every open
     SSE stream (and the replies waiting to go out on them) stalls for seconds. The rest wait here."""
     loop = asyncio.get_running_loop()
-    slots = _slots.get(id(loop))
+    slots = _slots.get(loop)
     if slots is None:
-        slots = _slots[id(loop)] = asyncio.Semaphore(AGENT_CONCURRENCY)
+        slots = _slots[loop] = asyncio.Semaphore(AGENT_CONCURRENCY)
     return slots
 
 
