@@ -44,7 +44,9 @@ def refresh(db: Session, *, workspace_id: int, since: datetime | None = None) ->
     Campaign, CampaignRecipient, Delivery = _campaign_tables()
     days = longest_window(db, workspace_id=workspace_id)
     since = since or utcnow() - timedelta(days=days + 1)
-    lookback = since - timedelta(days=days)
+    # a campaign that started up to two windows back can still be credited: a click late in its window
+    # opens a window of its own
+    lookback = since - timedelta(days=2 * days)
     order_filter = and_(Order.workspace_id == workspace_id, Order.placed_at >= since, Order.status.notin_(EXCLUDED_STATUSES))
 
     rows: dict[tuple[int, int], dict] = {}
