@@ -81,3 +81,6 @@ def mount_all(app: FastAPI) -> None:
     from tutti.converse.inbox import ui as inbox_ui
 
     app.include_router(inbox_ui.router)  # /inbox, its live events, canned responses, metrics, widget settings
+    from tutti.converse.knowledge import ui as knowledge_ui
+
+    app.include_router(knowledge_ui.router)  # /knowledge: the list, editor, import and gaps pages

@@ -1,0 +1,217 @@
+"""Pages of the knowledge base: the list with search, try-a-question and import; the item editor (one
+phrasing per line); the gaps report with "add as FAQ". Reading needs knowledge.read, changes knowledge.manage."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
+
+from tutti.converse.knowledge import gaps, service
+from tutti.platform.errors import TuttiError
+from tutti.web.pages import render
+from tutti.web.session import PageError, UiContext, page_context
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+
+
+def _lines(value) -> list[str]:
+    return [line.strip() for line in str(value or "").splitlines() if line.strip()]
+
+
+@router.get("/knowledge")
+def knowledge_list(ui: UiContext = page_context, q: str = "", topic: str = "", page: int = 1):
+    ui.require("knowledge.read")
+    page = max(page, 1)
+    items, total = service.list_items(
+        ui.db,
+        workspace_id=ui.workspace_id,
+        search=q or None,
+        topic=topic or None,
+        limit=PAGE,
+        offset=(page - 1) * PAGE,
+    )
+    return render(
+        ui,
+        "knowledge/list.html",
+        items=items,
+        total=total,
+        q=q,
+        topic=topic,
+        page=page,
+        pages=(total + PAGE - 1) // PAGE,
+        topics=service.topics(ui.db, workspace_id=ui.workspace_id),
+        result=None,
+        question="",
+        problems=[],
+        summary=None,
+    )
+
+
+@router.post("/knowledge/ask")
+async def knowledge_ask(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.read")
+    from tutti.converse.knowledge.ask import ask
+
+    question = str((await request.form()).get("question") or "").strip()[:2000]
+    result = ask(ui.db, workspace_id=ui.workspace_id, question=question, use_llm=False) if question else None
+    return render(ui, "knowledge/_ask.html", result=result, question=question)
+
+
+@router.post("/knowledge/import")
+async def knowledge_import(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    form = await request.form()
+    upload = form.get("file")
+    problems, summary = [], None
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        problems = [{"row": 0, "field": "file", "message": "file"}]
+    else:
+        try:
+            summary = service.import_file(
+                ui.db,
+                workspace_id=ui.workspace_id,
+                actor=ui.actor,
+                filename=upload.filename,
+                data=await upload.read(20 * 1024 * 1024),
+                replace=bool(form.get("replace")),
+            )
+        except TuttiError as error:
+            problems = (
+                error.details
+                if isinstance(error.details, list)
+                else [{"row": 0, "field": error.field, "message": error.message}]
+            )
+    if summary is not None:
+        from sqlalchemy import event
+
+        from tutti.converse.knowledge.jobs import embed_knowledge
+
+        workspace_id = ui.workspace_id
+        event.listen(ui.db, "after_commit", lambda _s: embed_knowledge(workspace_id), once=True)
+    items, total = service.list_items(ui.db, workspace_id=ui.workspace_id, limit=PAGE)
+    return render(
+        ui,
+        "knowledge/list.html",
+        status=422 if problems else 200,
+        items=items,
+        total=total,
+        q="",
+        topic="",
+        page=1,
+        pages=(total + PAGE - 1) // PAGE,
+        topics=service.topics(ui.db, workspace_id=ui.workspace_id),
+        result=None,
+        question="",
+        problems=problems,
+        summary=summary,
+    )
+
+
+def _editor(ui: UiContext, item: dict | None, problems=(), status: int = 200):
+    return render(ui, "knowledge/edit.html", status=status, item=item, problems=list(problems))
+
+
+@router.get("/knowledge/new")
+def knowledge_new(ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    return _editor(ui, None)
+
+
+@router.get("/knowledge/gaps")
+def knowledge_gaps(ui: UiContext = page_context):
+    ui.require("knowledge.read")
+    return render(ui, "knowledge/gaps.html", clusters=gaps.report(ui.db, workspace_id=ui.workspace_id))
+
+
+@router.post("/knowledge/gaps/faq")
+async def knowledge_gap_faq(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    form = await request.form()
+    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    try:
+        item = gaps.add_as_faq(
+            ui.db,
+            workspace_id=ui.workspace_id,
+            actor=ui.actor,
+            gap_ids=ids,
+            answer=str(form.get("answer") or ""),
+            title=str(form.get("title") or ""),
+        )
+    except TuttiError:
+        return RedirectResponse("/knowledge/gaps?error=1", status_code=303)
+    return RedirectResponse(f"/knowledge/{item.id}?saved=1", status_code=303)
+
+
+@router.post("/knowledge/gaps/dismiss")
+async def knowledge_gap_dismiss(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    form = await request.form()
+    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    gaps.dismiss(ui.db, workspace_id=ui.workspace_id, gap_ids=ids)
+    return RedirectResponse("/knowledge/gaps", status_code=303)
+
+
+def _fields(form) -> dict:
+    return {
+        "title": str(form.get("title") or ""),
+        "answer": str(form.get("answer") or ""),
+        "phrasings": _lines(form.get("phrasings")),
+        "topic": str(form.get("topic") or "") or None,
+        "team": str(form.get("team") or "") or None,
+        "enabled": bool(form.get("enabled")),
+    }
+
+
+@router.post("/knowledge")
+async def knowledge_create(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    form = await request.form()
+    fields = _fields(form)
+    try:
+        item = service.create_item(
+            ui.db,
+            workspace_id=ui.workspace_id,
+            actor=ui.actor,
+            external_id=str(form.get("external_id") or "") or None,
+            **fields,
+        )
+    except TuttiError as error:
+        return _editor(
+            ui, {"id": None, "external_id": form.get("external_id"), **fields}, [error.message], 422
+        )
+    return RedirectResponse(f"/knowledge/{item.id}?saved=1", status_code=303)
+
+
+def _item_or_404(ui: UiContext, item_id: int) -> dict:
+    try:
+        item = service.get_item(ui.db, workspace_id=ui.workspace_id, item_id=item_id)
+    except TuttiError:
+        raise PageError(404, "knowledge.not_found") from None
+    return service.as_dict(
+        item, service.phrasings_of(ui.db, workspace_id=ui.workspace_id, item_ids=[item.id])[item.id]
+    )
+
+
+@router.get("/knowledge/{item_id}")
+def knowledge_edit(item_id: int, ui: UiContext = page_context):
+    ui.require("knowledge.read")
+    return _editor(ui, _item_or_404(ui, item_id))
+
+
+@router.post("/knowledge/{item_id}")
+async def knowledge_update(item_id: int, request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    item = _item_or_404(ui, item_id)
+    form = await request.form()
+    if form.get("delete"):
+        service.delete_item(ui.db, workspace_id=ui.workspace_id, actor=ui.actor, item_id=item_id)
+        return RedirectResponse("/knowledge", status_code=303)
+    fields = _fields(form)
+    try:
+        service.update_item(
+            ui.db, workspace_id=ui.workspace_id, actor=ui.actor, item_id=item_id, changes=fields
+        )
+    except TuttiError as error:
+        return _editor(ui, {**item, **fields}, [error.message], 422)
+    return RedirectResponse(f"/knowledge/{item_id}?saved=1", status_code=303)
