@@ -1,0 +1,45 @@
+"""Where the two halves meet: a demo member who follows the brand on LINE writes to the official account (through
+the LINE emulator, signed like LINE signs its webhooks); the webhook (channels) hands the message to Converse,
+the agent answers from the knowledge base with the free reply token, and the customer's phone shows the
+answer; asking for a person puts the conversation, on the member's own profile, in the people's queue."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_member_writes_on_line_and_the_agent_replies_on_their_phone(demo, database, vector_cache):
+    from tutti.audience.models import Consent, Identity
+    from tutti.channels.models import Channel
+    from tutti.converse.conversations.models import Conversation, Message
+    from tutti.converse.knowledge import service as knowledge
+
+    wid = demo.workspace_id
+    with database.read_session() as db:
+        channel_id = db.scalar(select(Channel.id).where(Channel.workspace_id == wid, Channel.kind == "line"))
+        contact_id, uid = db.execute(
+            select(Identity.contact_id, Identity.value).join(Consent, (Consent.contact_id == Identity.contact_id) & (Consent.channel == "line"))
+            .where(Identity.workspace_id == wid, Identity.kind == "line_uid", Consent.status == "subscribed")
+            .order_by(Identity.contact_id).limit(1)).one()
+        knowledge.match(db, workspace_id=wid, question="運費")  # embeds the demo's phrasings (see the Converse test)
+    webhook = f"{demo.url}/webhooks/line/{channel_id}"
+
+    demo.emulator.send(webhook, user_id=uid, text="運費要怎麼算？買多少可以免運")
+    replies = demo.emulator.messages(uid, endpoint="reply")
+    assert len(replies) == 1, demo.emulator.messages(uid)  # answered once, with the free reply token (not a paid push)
+    assert "NT$990" in replies[0]["message"]["text"]
+
+    demo.emulator.send(webhook, user_id=uid, text="我想找真人客服")
+    texts = [m["message"].get("text", "") for m in demo.emulator.messages(uid, endpoint="reply")]
+    assert len(texts) == 2 and "專人" in texts[1], texts
+
+    with database.read_session() as db:
+        conversation = db.scalars(select(Conversation).where(Conversation.workspace_id == wid, Conversation.channel == "line",
+                                                             Conversation.contact_id == contact_id)
+                                  .order_by(Conversation.id.desc()).limit(1)).one()
+        assert conversation.status == "waiting" and conversation.channel_id == channel_id
+        authors = db.scalars(select(Message.author).where(Message.conversation_id == conversation.id).order_by(Message.id)).all()
+    assert authors[:2] == ["customer", "bot"] and authors.count("customer") == 2 and "system" in authors  # the summary note
