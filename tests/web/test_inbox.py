@@ -122,3 +122,28 @@ def test_marketer_reads_but_cannot_reply_and_analyst_cannot_read(client, databas
     client.cookies.clear()
     assert sign_in(client, email="analyst@example.com").status_code == 303
     assert client.get("/inbox").status_code == 403
+
+
+def test_typing_reaches_the_widget_stream_only(owner_client, seeded, conversation):
+    import asyncio
+    import threading
+
+    from tutti.converse import realtime
+
+    got, ready = [], threading.Event()
+
+    def listen():
+        async def run():
+            async with realtime.subscribe(seeded.workspace_id, conversation_id=conversation) as events:
+                ready.set()
+                got.append(await events.get(5))
+        asyncio.run(run())
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    ready.wait(5)
+    answer = owner_client.post(f"/inbox/c/{conversation}/typing", headers={"X-CSRF-Token": owner_client.csrf})
+    listener.join(10)
+    assert answer.status_code == 204
+    assert got == [{"type": "typing", "conversation_id": conversation, "author": "agent"}]
+    assert owner_client.post("/inbox/c/999999/typing", headers={"X-CSRF-Token": owner_client.csrf}).status_code == 404

@@ -8,7 +8,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from tutti.audience import profiles
 from tutti.converse import realtime
@@ -159,6 +159,15 @@ def _service(action):
         raise PageError(problem.status, "errors." + problem.code, problem.message) from None
 
 
+@router.post("/inbox/c/{conversation_id}/typing")
+def typing(conversation_id: int, ui: UiContext = page_context):
+    """The agent is typing: the widget shows it (the page sends this at most every few seconds)."""
+    _require(ui, "conversations.work")
+    queries.get_conversation(ui.db, workspace_id=ui.workspace_id, conversation_id=conversation_id)
+    realtime.publish(ui.workspace_id, {"type": "typing", "conversation_id": conversation_id, "author": "agent"})
+    return Response(status_code=204)
+
+
 def _act(ui: UiContext, queue: str, conversation_id: int | None, action) -> RedirectResponse:
     _service(action)
     return _back(queue, conversation_id)
@@ -233,6 +242,8 @@ async def events(request: Request, ui: UiContext = page_context):
                         return
                     yield ": keep-alive\n\n"
                     continue
+                if event.get("type") == "typing":
+                    continue  # for the customer's widget; reloading the inbox for it would be waste
                 message = event.get("message") or {}
                 slim = {"type": event.get("type"), "conversation_id": event.get("conversation_id"),
                         "author": message.get("author"), "kind": message.get("kind"), "message_id": message.get("id")}

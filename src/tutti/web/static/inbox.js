@@ -13,6 +13,13 @@
         var prefix = m[1].toLowerCase();
         return canned.filter(function (c) { return c.shortcut.indexOf(prefix) === 0 || c.name.toLowerCase().indexOf(prefix) >= 0; }).slice(0, 8);
       },
+      typed: function (conversationId) {
+        // tell the customer someone is typing, at most every 3 s
+        var now = Date.now();
+        if (this.note || now - (this.lastTyping || 0) < 3000) return;
+        this.lastTyping = now;
+        htmx.ajax("POST", "/inbox/c/" + conversationId + "/typing", { swap: "none" });
+      },
       pick: function (item) { this.text = item.text; var box = document.querySelector("#reply-form textarea"); if (box) box.focus(); }
     };
   };

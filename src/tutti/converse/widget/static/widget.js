@@ -91,7 +91,7 @@ function add(msg) {
   if (msg.id) { if (state.seen[msg.id]) return; state.seen[msg.id] = 1; state.last = Math.max(state.last, msg.id); }
   var old = list.querySelector(".q"); if (old) old.remove();
   list.appendChild(render(msg));
-  var q = (msg.payload || {}).quick_replies;
+  var q = (msg.payload || {}).quick_replies || ((msg.payload || {}).csat ? ["1", "2", "3", "4", "5"] : null);
   if (q && q.length && msg.author !== "customer") {
     var box = el("div", "q");
     q.forEach(function (label) { var btn = el("button", null, label.label || label); btn.type = "button"; btn.onclick = function () { send(label.text || label.label || label); }; box.appendChild(btn); });
