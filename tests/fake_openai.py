@@ -10,6 +10,7 @@
         fake_openai.reply_body(b"<html>oops")                       # next: an HTTP body that is not JSON
         fake_openai.fail(500)                                       # next: an HTTP error
         fake_openai.hang(5)                                         # next: answer only after 5 s
+        fake_openai.fail_embeddings(500)                            # next /v1/embeddings: an HTTP error
         llm = LLM(base_url=fake_openai.url, model="fake", api_key="k")
         ...
         assert "other customer" not in fake_openai.sent_text()
@@ -43,6 +44,7 @@ class FakeOpenAI:
         self.embed: Callable[[list[str]], list[list[float]]] | None = None
         self.api_key: str | None = None  # when set, requests must carry it
         self._queue: deque = deque()
+        self._embedding_failures: deque = deque()
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -106,6 +108,11 @@ class FakeOpenAI:
     def fail(self, status: int = 500, message: str = "internal error") -> None:
         self._push(("body", json.dumps({"error": {"message": message}}).encode(), status, "application/json"))
 
+    def fail_embeddings(self, status: int = 500) -> None:
+        """The next /v1/embeddings request answers this HTTP error."""
+        with self._lock:
+            self._embedding_failures.append(status)
+
     def hang(self, seconds: float, then: str | None = "too late") -> None:
         """The next chat request waits `seconds` before answering (longer than the client's timeout)."""
         self._push(("hang", seconds, then))
@@ -157,6 +164,10 @@ class FakeOpenAI:
         return 200, json.dumps(response, ensure_ascii=False).encode(), "application/json"
 
     def _embeddings(self, body: dict) -> tuple[int, bytes, str]:
+        with self._lock:
+            failure = self._embedding_failures.popleft() if self._embedding_failures else None
+        if failure:
+            return failure, b'{"error": {"message": "embeddings failed"}}', "application/json"
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
         vectors = self.embed(texts) if self.embed else [hash_vector(t, self.dim) for t in texts]
