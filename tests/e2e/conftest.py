@@ -30,15 +30,20 @@ class Demo:
 
 
 @pytest.fixture(scope="session")
-def vector_cache(tmp_path_factory):
+def vector_cache_path(tmp_path_factory):
+    return os.environ.get("TUTTI_TEST_VECTOR_CACHE") or tmp_path_factory.mktemp("vectors") / "embeddings.sqlite"
+
+
+@pytest.fixture
+def vector_cache(vector_cache_path):
     """The demo knowledge base's phrasings are embedded on the first question of each new database (at test
-    sizes the demo build leaves it to then); a cache shared by the session's tests pays that once.
-    TUTTI_TEST_VECTOR_CACHE names a file kept between runs (e.g. a copy of tutti-data/cache/embeddings.sqlite)."""
+    sizes the demo build leaves it to then); a file shared by the session's tests pays that once (minutes of
+    CPU on a busy machine). TUTTI_TEST_VECTOR_CACHE names a file kept between runs (e.g. a copy of
+    tutti-data/cache/embeddings.sqlite). Switched on per test only: other tests must see real embed calls."""
     from tutti.ai import embeddings
 
-    path = os.environ.get("TUTTI_TEST_VECTOR_CACHE") or tmp_path_factory.mktemp("vectors") / "embeddings.sqlite"
-    embeddings.use_disk_cache(path)
-    yield path
+    embeddings.use_disk_cache(vector_cache_path)
+    yield vector_cache_path
     embeddings.use_disk_cache(None)
 
 
