@@ -87,13 +87,22 @@ def _reachable(kind: str):
     )
 
 
-def _members(campaign: Campaign):
+def _segment_members(wid: int, segment_ids: list[int], live_rules: dict | None):
+    """Members of these segments: as materialised, or (live counts) as their rules say right now."""
+    if live_rules is None:
+        return [select(SEGMENT_MEMBER.c.contact_id).where(SEGMENT_MEMBER.c.workspace_id == wid,
+                                                           SEGMENT_MEMBER.c.segment_id.in_(segment_ids))]
+    from tutti.reach.segments import service as segments
+
+    return [segments.members_select(workspace_id=wid, rules=live_rules[i]) for i in segment_ids if i in live_rules]
+
+
+def _members(campaign: Campaign, live_rules: dict | None = None):
     audience = campaign.audience or {}
     wid = campaign.workspace_id
     sources = []
     if audience.get("segment_ids"):
-        sources.append(select(SEGMENT_MEMBER.c.contact_id).where(
-            SEGMENT_MEMBER.c.workspace_id == wid, SEGMENT_MEMBER.c.segment_id.in_(audience["segment_ids"])))
+        sources.extend(_segment_members(wid, audience["segment_ids"], live_rules))
     if audience.get("contact_ids"):
         sources.append(select(Contact.id).where(Contact.workspace_id == wid, Contact.id.in_(audience["contact_ids"])))
     if not sources:
@@ -114,15 +123,17 @@ def _capped(campaign: Campaign):
     return Contact.id.in_(heavy)
 
 
-def candidates(campaign: Campaign, kinds: list[str]):
-    """Every member of the audience with the channel it would get and the reason it is left out (or 'ok')."""
-    members = _members(campaign)
+def candidates(campaign: Campaign, kinds: list[str], *, live_rules: dict | None = None):
+    """Every member of the audience with the channel it would get and the reason it is left out (or 'ok').
+    `live_rules` ({segment id: rules}) evaluates the segments now instead of reading their membership."""
+    members = _members(campaign, live_rules)
     if members is None:
         return None
     wid = campaign.workspace_id
     excluded_ids = (campaign.audience or {}).get("exclude_segment_ids") or []
-    excluded = (Contact.id.in_(select(SEGMENT_MEMBER.c.contact_id).where(
-        SEGMENT_MEMBER.c.workspace_id == wid, SEGMENT_MEMBER.c.segment_id.in_(excluded_ids))) if excluded_ids else literal(False))
+    excluded_sources = _segment_members(wid, excluded_ids, live_rules) if excluded_ids else []
+    excluded = Contact.id.in_(union(*excluded_sources) if len(excluded_sources) > 1 else excluded_sources[0]) \
+        if excluded_sources else literal(False)
     gone = Contact.merged_into_id.is_not(None) | Contact.erased_at.is_not(None)
     channel = case(*[(_reachable(kind), literal(kind)) for kind in kinds], else_=literal(None, String)) if kinds else literal(None, String)
     inner = (select(Contact.id.label("contact_id"), channel.label("channel"), gone.label("gone"), excluded.label("excluded"),

@@ -224,7 +224,13 @@ def create(db: Session, *, workspace_id: int, data: dict, actor: Actor) -> Campa
                         channel_ids={}, costs={}, skipped={}, holdout_percent=0, attribution_days=7)
     db.add(campaign)
     db.flush()
-    _apply(db, campaign, {"channels": ["line"], **data})
+    try:
+        _apply(db, campaign, {"channels": ["line"], **data})
+    except Exception:  # nothing of a refused campaign stays, even when the caller's transaction commits (pages)
+        db.execute(sql_delete(Variant).where(Variant.campaign_id == campaign.id))
+        db.delete(campaign)
+        db.flush()
+        raise
     audit.record(db, workspace_id=workspace_id, actor=actor, action="campaign.create", target_kind="campaign",
                  target_id=campaign.id, detail={"name": campaign.name})
     return campaign

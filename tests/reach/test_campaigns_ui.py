@@ -1,0 +1,46 @@
+"""Campaign pages through the TestClient: the list, the wizard's live count, creating a draft, errors kept in
+the form, and the progress page with its actions (both languages carry every key)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from tests.reach.campaign_world import add_contacts, connect_line
+from tests.web.conftest import owner_client, seeded  # noqa: F401
+from tutti.reach.campaigns.models import Campaign
+
+LOCALES = Path(__file__).resolve().parents[2] / "src/tutti/web/locales/reach"
+
+
+def _form(client, **extra) -> dict:
+    return {"csrf_token": client.csrf, "name": "週年慶", "channel_1": "line", "text_A_line": "週年慶全館 8 折", "holdout_percent": "10",
+            "when": "now", **extra}
+
+
+def test_wizard_count_draft_and_progress(owner_client, seeded, database):  # noqa: F811
+    client = owner_client
+    connect_line(database, seeded.workspace_id, base_url="http://127.0.0.1:9")
+    ids = add_contacts(database, seeded.workspace_id, 20)
+    assert client.get("/campaigns").status_code == 200
+    assert client.get("/campaigns/new").status_code == 200
+    count = client.post("/campaigns/count", data=_form(client))
+    assert count.status_code == 200, count.text
+    assert 'data-testid="count-send">0<' in count.text  # no segment chosen yet
+    answer = client.post("/campaigns", data=_form(client, action="draft", name=""), follow_redirects=False)
+    assert answer.status_code == 422 and "name" in answer.text
+    with database.read_session() as db:
+        assert db.scalar(select(Campaign.id)) is None  # nothing of a refused campaign stays
+    answer = client.post("/campaigns", data=_form(client, action="draft"), follow_redirects=False)
+    assert answer.status_code == 303
+    page = client.get(answer.headers["location"])
+    assert page.status_code == 200 and "週年慶" in page.text and 'data-testid="send"' in page.text
+    assert len(ids) == 20
+
+
+def test_both_languages_have_every_campaign_key():
+    en = {k for k in json.loads((LOCALES / "en.json").read_text()) if k.startswith("campaigns.")}
+    zh = {k for k in json.loads((LOCALES / "zh-TW.json").read_text()) if k.startswith("campaigns.")}
+    assert en == zh and len(en) > 50
