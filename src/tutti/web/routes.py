@@ -57,11 +57,9 @@ def mount_all(app: FastAPI) -> None:
 
     app.include_router(templates_ui.router)
     app.include_router(reports_ui.router)
-    from tutti.reach.templates import ui as templates_ui
-    from tutti.reach.tracking import ui as reports_ui
+    from tutti.reach.campaigns import ui as campaigns_ui
 
-    app.include_router(templates_ui.router)
-    app.include_router(reports_ui.router)
+    app.include_router(campaigns_ui.router)  # /campaigns: list, wizard, live progress
     from tutti.audience import import_ui
 
     app.include_router(import_ui.router)
