@@ -284,3 +284,40 @@ def test_merging_contacts_moves_their_conversations(database, shop, knowledge):
     with database.session() as db:
         contacts.merge(db, workspace_id=shop["workspace_id"], winner_id=shop["mei"], loser_id=shop["ken"], reason="manual", actor=Actor.cli())
     assert _conversation(database, kid).contact_id == shop["mei"]
+
+
+def test_outbound_to_each_member_of_a_segment(database, shop, knowledge):
+    from tutti.audience import tags as audience_tags
+    from tutti.platform.audit import Actor
+    from tutti.reach.segments import service as segments
+
+    wid = shop["workspace_id"]
+    with database.session() as db:
+        audience_tags.apply(db, workspace_id=wid, contact_ids=[shop["mei"], shop["ken"]], tag="vip")
+        segment = segments.create_segment(db, workspace_id=wid, name="VIP", rules={"op": "and", "children": [{"kind": "tag", "tag": "vip"}]},
+                                          actor=Actor.cli())
+        segments.refresh(db, workspace_id=wid, segment_id=segment.id)
+        started = service.start_outbound(db, workspace_id=wid, text="VIP 專屬優惠開跑", channel="web", user_id=shop["agent"], segment_id=segment.id)
+        with pytest.raises(NotFound):
+            service.start_outbound(db, workspace_id=wid, text="x", channel="web", user_id=None, segment_id=987654)
+    assert len(started) == 2
+    assert {_conversation(database, c).contact_id for c in started} == {shop["mei"], shop["ken"]}
+
+
+def test_quiet_bot_conversations_resolve_by_the_bot_and_follow_ups_wake(database, shop, knowledge):
+    wid = shop["workspace_id"]
+    _, answered = _say(database, shop, "退貨政策？")
+    _, parked = _say(database, shop, "找真人", contact="ken")
+    with database.session() as db:
+        assert service.resolve_idle_bot_conversations(db) == 0  # not quiet long enough yet
+        db.get(Conversation, answered).last_message_at = utcnow() - service.BOT_IDLE - timedelta(minutes=1)
+        service.assign(db, workspace_id=wid, conversation_id=parked, user_id=shop["agent"])
+        service.follow_up(db, workspace_id=wid, conversation_id=parked, until=utcnow() - timedelta(minutes=1))
+    with database.session() as db:
+        assert service.resolve_idle_bot_conversations(db) == 1
+    conversation = _conversation(database, answered)
+    assert conversation.status == "resolved" and conversation.handled_by_bot_only and conversation.topic == "退貨政策"
+    from tutti.converse.conversations import jobs
+
+    jobs.wake_follow_ups()  # the one-minute tick
+    assert _conversation(database, parked).status == "assigned"
