@@ -3,7 +3,7 @@ broadcast with a 10% hold-out to the LINE emulator, clicks the link in the messa
 records the purchase with Segment's own Python library, the conversion job runs, and the report (API and
 page) shows the click, the conversion, the revenue and the lift with its verdict.
 
-The campaign is created and sent through the REST API: Reach has no campaign wizard page yet."""
+The campaign is made and sent in the campaign wizard (Reach → 群發活動 Campaigns → new)."""
 
 from __future__ import annotations
 
@@ -69,6 +69,32 @@ def _build_segment_in_the_ui(browser, demo) -> int:
     return segment_id
 
 
+def _send_through_the_wizard(browser, demo, segment_id: int) -> int:
+    """Campaigns → new: name, the segment, LINE first, the message, a 10% hold-out, send now; the progress page."""
+    from playwright.sync_api import expect
+
+    context = new_context(browser, demo)
+    try:
+        page = context.new_page()
+        sign_in(page, demo)
+        page.goto("/campaigns")
+        page.get_by_test_id("new-campaign").click()
+        page.wait_for_url("**/campaigns/new")
+        page.get_by_test_id("name").fill("沉睡會員回流 Win-back")
+        page.get_by_test_id(f"segment-{segment_id}").check()
+        page.get_by_test_id("channel-1").select_option("line")
+        page.get_by_test_id("text-A-line").fill(MESSAGE["messages"][0]["text"])
+        page.get_by_test_id("holdout").fill("10")
+        page.get_by_test_id("when-now").check()
+        expect(page.get_by_test_id("count-send")).not_to_have_text("0")  # the live count of who will get it
+        page.get_by_test_id("submit-send").click()
+        page.wait_for_url(re.compile(r".*/campaigns/\d+$"), timeout=120_000)
+        campaign_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    finally:
+        context.close()
+    return campaign_id
+
+
 def test_segment_broadcast_click_purchase_report(browser, demo, database):
     from playwright.sync_api import expect
     from segment.analytics import Client
@@ -84,14 +110,7 @@ def test_segment_broadcast_click_purchase_report(browser, demo, database):
     api = httpx.Client(base_url=demo.url, headers=bearer(key), timeout=120)
 
     # --- the broadcast: LINE, 10% hold-out, sent now (jobs run inline in tests) -----------------------------
-    created = api.post("/api/v1/campaigns", json={
-        "name": "沉睡會員回流 Win-back", "audience": {"segment_ids": [segment_id]}, "channels": ["line"],
-        "holdout_percent": 10, "costs": {"line": 0.2},
-        "variants": [{"name": "A", "split_percent": 100, "content": {"line": MESSAGE}}]})
-    assert created.status_code == 201, created.text
-    campaign_id = created.json()["id"]
-    sent = api.post(f"/api/v1/campaigns/{campaign_id}/send")
-    assert sent.status_code == 202, sent.text
+    campaign_id = _send_through_the_wizard(browser, demo, segment_id)
     progress = api.get(f"/api/v1/campaigns/{campaign_id}/progress").json()
     assert progress["status"] == "sent", progress
 
@@ -162,7 +181,9 @@ def test_segment_broadcast_click_purchase_report(browser, demo, database):
     try:
         page = context.new_page()
         sign_in(page, demo)
-        page.goto(f"/campaigns/{campaign_id}/report")
+        page.goto(f"/campaigns/{campaign_id}")  # the campaign's progress page links to its report
+        page.locator(f'a[href="/campaigns/{campaign_id}/report"]').first.click()
+        page.wait_for_url(f"**/campaigns/{campaign_id}/report")
         expect(page.get_by_test_id("kpi-delivered")).to_have_text(str(len(treated)))
         expect(page.get_by_test_id("kpi-clicks")).to_have_text("1")
         expect(page.get_by_test_id("kpi-conversions")).to_have_text("1")
