@@ -4,6 +4,7 @@ are answered once, and a person's later reply goes out as a push."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from tutti.channels import service as channels
 from tutti.converse.agents import router
 from tutti.converse.conversations import service
 from tutti.converse.conversations.models import Conversation, Message
-from tutti.converse.line_intake import message_of
+from tutti.converse.line_intake import handle_line_event, message_of
 from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
 
@@ -70,6 +71,16 @@ def test_a_line_customer_gets_the_bots_answer_by_reply_and_a_person_by_push(app,
         with database.session() as db:
             service.post_agent_message(db, workspace_id=workspace_id, conversation_id=conversation.id, user_id=None, text="您好，我是客服小美")
         assert _texts(line_emulator, user, "push") == ["您好，我是客服小美"]
+
+        late_user = line_emulator.new_user_id()  # an event handled two minutes late: its reply token is dead, so a push
+        line_emulator.send(hook, user_id=late_user, follow=True)
+        with database.session() as db:
+            late_contact = db.scalars(select(Identity.contact_id).where(Identity.value == late_user)).one()
+            handle_line_event(db, workspace_id=workspace_id, channel_id=channel_id, contact_id=late_contact, event={
+                "type": "message", "timestamp": int((time.time() - 120) * 1000), "replyToken": "stale-token",
+                "message": {"id": "late-1", "type": "text", "text": "退貨政策？"}})
+        assert _texts(line_emulator, late_user, "push") == ["商品到貨 7 天內可申請退貨。\n（資料來源：退貨政策）"]
+        assert _texts(line_emulator, late_user, "reply") == []
 
     with database.read_session() as db:
         rows = db.execute(select(Message.author, Message.kind, Message.text, Message.payload).where(Message.conversation_id == conversation.id)

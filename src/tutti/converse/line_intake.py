@@ -10,12 +10,14 @@ id de-duplicates: a redelivered event is stored and answered once."""
 from __future__ import annotations
 
 import logging
+import time
 
 from sqlalchemy.orm import Session
 
 log = logging.getLogger("tutti.converse.line")
 
 _LOOK_NEEDED = ("image", "video", "audio", "file")
+REPLY_TOKEN_SECONDS = 50  # LINE: a reply token works once, for about a minute after the event
 
 
 def message_of(event: dict) -> tuple[str, str | None, dict, str | None]:
@@ -51,9 +53,13 @@ def handle_line_event(db: Session, *, workspace_id: int, channel_id: int, contac
     if kind == "event" and payload.get("line_type") in _LOOK_NEEDED:
         kind = "image" if payload.get("line_type") == "image" else "event"
     payload["needs_person"] = kind == "image" or payload.get("line_type") in _LOOK_NEEDED
+    reply_token = event.get("replyToken")
+    sent_at = event.get("timestamp")
+    if reply_token and isinstance(sent_at, int | float) and time.time() - sent_at / 1000 > REPLY_TOKEN_SECONDS:
+        reply_token = None  # handled late (a queue backlog, a redelivery): the token is dead, push instead
     service.receive_customer_message(db, workspace_id=workspace_id, contact_id=contact_id, channel="line", channel_id=channel_id, text=text,
                                      kind=kind, payload=payload, external_id=str(external_id) if external_id else None,
-                                     reply_token=event.get("replyToken"))
+                                     reply_token=reply_token)
 
 
 def _register() -> None:
