@@ -1,12 +1,17 @@
 """Where the two halves meet: a demo member who follows the brand on LINE writes to the official account (through
 the LINE emulator, signed like LINE signs its webhooks); the webhook (channels) hands the message to Converse,
 the agent answers from the knowledge base with the free reply token, and the customer's phone shows the
-answer; asking for a person puts the conversation, on the member's own profile, in the people's queue."""
+answer; asking for a person puts the conversation, on the member's own profile, in the people's queue. A person
+replies (a push: the reply token is spent) and resolves it; the conversation's topic becomes a tag on the
+member, which a segment can target (the loop back to Reach)."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlalchemy import select
+
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.slow
 
@@ -43,3 +48,26 @@ def test_a_member_writes_on_line_and_the_agent_replies_on_their_phone(demo, data
         assert conversation.status == "waiting" and conversation.channel_id == channel_id
         authors = db.scalars(select(Message.author).where(Message.conversation_id == conversation.id).order_by(Message.id)).all()
     assert authors[:2] == ["customer", "bot"] and authors.count("customer") == 2 and "system" in authors  # the summary note
+
+    # a person answers through the API and resolves the conversation
+    from tutti.platform import workspaces
+    from tutti.platform.audit import Actor
+    from tutti.reach.segments import service as segments
+
+    with database.session() as db:
+        key = workspaces.create_api_key(db, workspace_id=wid, name="e2e", role="admin", actor=Actor.cli()).key
+    api = httpx.Client(base_url=demo.url, headers=bearer(key), timeout=60)
+    reply = "您好，我是客服小美：滿 NT$990 免運，今天下單明天出貨喔！"
+    assert api.post(f"/api/v1/conversations/{conversation.id}/messages", json={"text": reply}).status_code == 201
+    pushed = [m["message"].get("text") for m in demo.emulator.messages(uid, endpoint="push")]
+    assert pushed == [reply]  # the reply token was used by the bot: a person's answer is pushed
+    resolved = api.post(f"/api/v1/conversations/{conversation.id}/resolve", json={"ask_csat": False})
+    assert resolved.status_code == 200, resolved.text
+    topic = resolved.json()["topic"]
+    assert topic, resolved.json()
+    rules = {"version": 1, "root": {"kind": "group", "op": "and", "children": [
+        {"kind": "tag", "tag": f"topic:{topic}", "op": "has"}, {"kind": "reachable", "channel": "line"}]}}
+    counted = api.post("/api/v1/segments/count", json={"rules": rules})
+    assert counted.status_code == 200 and counted.json()["count"] >= 1, counted.text
+    with database.read_session() as db:
+        assert contact_id in set(db.scalars(segments.members_select(workspace_id=wid, rules=rules)))
