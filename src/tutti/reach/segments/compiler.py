@@ -71,6 +71,7 @@ class Context:
     attribute_types: dict[str, str] = field(default_factory=dict)  # custom attribute key -> type
     db: Session | None = None  # to read referenced segments' rules; without it, their materialised members
     use_daily_counts: bool = True
+    watermark: int | None = None  # read beforehand when a session is at hand, so the planner sees the number
     _stack: tuple[int, ...] = ()
 
 
@@ -85,8 +86,12 @@ def members_select(*, workspace_id: int, rules, now: datetime | None = None, db:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if attribute_types is None and db is not None:
         attribute_types = load_attribute_types(db, workspace_id=workspace_id)
+    watermark = None
+    if db is not None and use_daily_counts:
+        watermark = db.scalar(select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
+                              .where(EventCountWatermark.workspace_id == workspace_id))
     ctx = Context(workspace_id=workspace_id, now=now, attribute_types=attribute_types or {}, db=db,
-                  use_daily_counts=use_daily_counts, _stack=(segment_id,) if segment_id else ())
+                  use_daily_counts=use_daily_counts, watermark=watermark, _stack=(segment_id,) if segment_id else ())
     return select(Contact.id.label("contact_id")).where(*live_contacts(workspace_id), group(rules.root, ctx, "rules"))
 
 
@@ -395,8 +400,11 @@ def _event_in(node: s.EventCondition, ctx: Context, predicate) -> ColumnElement:
         source = select(Event.contact_id).where(*conditions).group_by(Event.contact_id)
         return _in(source.having(predicate(func.count())))
 
-    watermark = (select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
-                 .where(EventCountWatermark.workspace_id == w).scalar_subquery())
+    if ctx.watermark is not None:
+        watermark = literal(ctx.watermark)
+    else:  # no session: the statement reads it itself
+        watermark = (select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
+                     .where(EventCountWatermark.workspace_id == w).scalar_subquery())
     daily = [EventDailyCount.workspace_id == w, EventDailyCount.name == node.name]
     newer = base + [Event.id > watermark]
     parts = []
@@ -519,7 +527,7 @@ def _segment(node: s.SegmentRef, ctx: Context, path: str) -> ColumnElement:
         if stored is None:
             raise NotFound(f"{path}.segment_id: no segment {node.segment_id} in this workspace", field=f"{path}.segment_id")
         inner = Context(workspace_id=ctx.workspace_id, now=ctx.now, attribute_types=ctx.attribute_types, db=ctx.db,
-                        use_daily_counts=ctx.use_daily_counts, _stack=(*ctx._stack, node.segment_id))
+                        use_daily_counts=ctx.use_daily_counts, watermark=ctx.watermark, _stack=(*ctx._stack, node.segment_id))
         inside = group(s.parse(stored).root, inner, path)
     return inside if node.op == "in" else not_(inside)
 
