@@ -488,29 +488,21 @@ def _engagement(node: s.EngagementCondition, ctx: Context, path: str) -> ColumnE
 # --- RFM ----------------------------------------------------------------------------------------------------------
 
 
-def rfm_table(ctx: Context):
-    """Per buyer (live contact with an order that counts): recency, frequency and monetary quintiles 1–5.
-    Ties are broken by contact id so the split is the same on every engine and every run."""
-    last = func.max(Order.placed_at)
-    count = func.count()
-    money = func.sum(spent())
-    per_buyer = (select(Order.contact_id, last.label("last_at"), count.label("orders"), money.label("money"))
+def rfm_table(ctx: Context, dimension: str):
+    """Per buyer (live contact with an order that counts): the quintile 1–5 of one dimension (recency, frequency
+    or monetary). Ties are broken by contact id so the split is the same on every engine and every run."""
+    measure = {"recency": func.max(Order.placed_at), "frequency": func.count(), "monetary": func.sum(spent())}[dimension]
+    per_buyer = (select(Order.contact_id, measure.label("x"))
                  .join(Contact, Contact.id == Order.contact_id)
                  .where(*counted_orders(ctx), Contact.merged_into_id.is_(None), Contact.erased_at.is_(None))
                  .group_by(Order.contact_id).subquery("buyers"))
     b = per_buyer.c
-    return select(
-        b.contact_id,
-        func.ntile(5).over(order_by=(b.last_at, b.contact_id)).label("recency"),
-        func.ntile(5).over(order_by=(b.orders, b.contact_id)).label("frequency"),
-        func.ntile(5).over(order_by=(b.money, b.contact_id)).label("monetary"),
-    ).subquery("rfm")
+    return select(b.contact_id, func.ntile(5).over(order_by=(b.x, b.contact_id)).label("quintile")).subquery("rfm")
 
 
 def _rfm(node: s.RfmCondition, ctx: Context, path: str) -> ColumnElement:
-    rfm = rfm_table(ctx)
-    quintile = rfm.c[node.dimension]
-    return _in(select(rfm.c.contact_id).where(quintile >= node.low, quintile <= node.high))
+    rfm = rfm_table(ctx, node.dimension)
+    return _in(select(rfm.c.contact_id).where(rfm.c.quintile >= node.low, rfm.c.quintile <= node.high))
 
 
 # --- other segments ----------------------------------------------------------------------------------------------
