@@ -47,9 +47,12 @@ def safe_max_event_id(database: Database, *, workspace_id: int) -> int:
         return db.scalar(select(func.coalesce(func.max(Event.id), 0)).where(Event.workspace_id == workspace_id))
 
 
-def fold(database: Database, *, workspace_id: int, upto: int | None = None) -> int:
-    """Fold the workspace's events above the watermark into the daily counts. Returns the new watermark."""
+def fold(database: Database, *, workspace_id: int, upto: int | None = None, max_batches: int | None = None) -> int:
+    """Fold the workspace's events above the watermark into the daily counts, FOLD_BATCH events per
+    transaction (at most `max_batches` of them: the tick takes one per minute, so a first fold of a big
+    history never holds up the other tick work). Returns the new watermark."""
     upto = safe_max_event_id(database, workspace_id=workspace_id) if upto is None else upto
+    batches = 0
     while True:
         with database.session() as db:
             insert_ignore(db, EventCountWatermark, [{"workspace_id": workspace_id, "last_event_id": 0, "updated_at": utcnow()}],
@@ -57,8 +60,9 @@ def fold(database: Database, *, workspace_id: int, upto: int | None = None) -> i
             # the row lock makes a second fold of the same workspace wait, then see the moved watermark
             mark = db.scalar(select(EventCountWatermark.last_event_id)
                              .where(EventCountWatermark.workspace_id == workspace_id).with_for_update())
-            if mark >= upto:
+            if mark >= upto or (max_batches is not None and batches >= max_batches):
                 return mark
+            batches += 1
             # the batch ends at an existing id so each transaction takes about FOLD_BATCH events
             end = db.scalar(select(Event.id).where(Event.workspace_id == workspace_id, Event.id > mark, Event.id <= upto)
                             .order_by(Event.id).offset(FOLD_BATCH - 1).limit(1)) or upto

@@ -19,7 +19,7 @@ def fold_all() -> None:
         behind = eventcounts.workspaces_behind(db)
     for workspace_id in behind:
         try:
-            eventcounts.fold(database, workspace_id=workspace_id)
+            eventcounts.fold(database, workspace_id=workspace_id, max_batches=1)
         except Exception:  # the next tick tries again; counts stay exact meanwhile
             log.exception("folding event counts failed", extra={"workspace_id": workspace_id})
 
