@@ -209,7 +209,7 @@ def make_segment(database, workspace_id: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", type=int, default=1_000_000)
-    parser.add_argument("--links-recipients", type=int, default=20_000, help="size of the tracked-link (one push each) run")
+    parser.add_argument("--links-recipients", type=int, default=10_000, help="size of the tracked-link (one push each) run")
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/tutti_bench_broadcast")
     parser.add_argument("--batch", type=int, default=5000, help="campaign_batch_size")
     args = parser.parse_args()
