@@ -64,14 +64,14 @@ class Index:
         best_row = np.full(n, -1, dtype=np.int64)
         if len(self.row_item):
             sims = self.vectors @ vector
-            order = np.argsort(-sims, kind="stable")
-            # the first occurrence of each item in descending order is its best row
-            for target, mask in ((cosine, self.row_is_phrasing), (passage, ~self.row_is_phrasing)):
-                ranked = order[mask[order]]
-                seen_items, first = np.unique(self.row_item[ranked], return_index=True)
-                target[seen_items] = sims[ranked[first]]
-            seen_items, first = np.unique(self.row_item[order], return_index=True)
-            best_row[seen_items] = order[first]
+            # per-item maxima in one pass each (no sorting: this runs for every question)
+            phrasing = self.row_is_phrasing
+            np.maximum.at(cosine, self.row_item[phrasing], sims[phrasing])
+            np.maximum.at(passage, self.row_item[~phrasing], sims[~phrasing])
+            best = np.maximum(cosine, passage)
+            # the best row of each item: a row whose similarity equals its item's maximum
+            hits = np.flatnonzero(sims >= best[self.row_item])
+            best_row[self.row_item[hits]] = hits
         lexical = np.zeros(n, dtype=np.float32)
         if self.bm25 is not None:
             raw = self.bm25.scores(question)
