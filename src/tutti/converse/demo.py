@@ -139,7 +139,8 @@ def _conversations(db, workspace_id: int, rng: random.Random, today: date, team_
     if not ids:
         return
     order_contacts = rng.sample(sorted(orders), min(len(ORDER_QUESTIONS), len(orders)))
-    others = rng.sample([i for i in ids if i not in orders] or ids, min(len(ids), len(ANSWERED) + len(HANDOFFS)))
+    pool = [i for i in ids if i not in orders] or ids
+    others = rng.sample(pool, min(len(pool), len(ANSWERED) + len(HANDOFFS)))
     scripts = []  # (conversation, [(author, text, kind, payload, seconds after start, user)], decision)
 
     def start() -> datetime:  # a moment in shop hours over the last two weeks

@@ -76,7 +76,9 @@ def build(database: Database, *, workspace_id: int, seed: int, today: date, cont
             variant_ids[name] = variant.id
         a_id, b_id = variant_ids.values()
         # who: LINE friends, in a stable pseudo-random order by id; 10% hold-out, the rest split A/B
-        bucket = (Consent.contact_id * 7919 + seed) % 100
+        # contact ids counted from the workspace's first, so a rebuilt brand (new ids) picks the same people
+        base = db.scalar(select(func.min(Consent.contact_id)).where(Consent.workspace_id == workspace_id)) or 0
+        bucket = ((Consent.contact_id - base) * 7919 + seed) % 100
         friends = (select(Consent.contact_id, bucket.label("bucket"))
                    .where(Consent.workspace_id == workspace_id, Consent.channel == "line", Consent.status == "subscribed")
                    .subquery())
@@ -85,7 +87,7 @@ def build(database: Database, *, workspace_id: int, seed: int, today: date, cont
             ["campaign_id", "contact_id", "workspace_id", "variant_id", "is_holdout", "channel"],
             select(literal(campaign.id), friends.c.contact_id, literal(workspace_id), variant_of, friends.c.bucket < 10, literal("line"))))
         report("訊息範本與活動成效 templates and a campaign report", 1, 4)
-        failed = (CampaignRecipient.contact_id % 37) == 0
+        failed = ((CampaignRecipient.contact_id - base) % 37) == 0
         db.execute(insert(Delivery).from_select(
             ["workspace_id", "campaign_id", "variant_id", "contact_id", "channel", "address", "key", "status", "attempts",
              "error_code", "error_reason", "created_at", "sent_at"],
@@ -106,7 +108,7 @@ def build(database: Database, *, workspace_id: int, seed: int, today: date, cont
                                          payload=content, channel="line") for name, content in VARIANTS.items()}
         report("訊息範本與活動成效 templates and a campaign report", 2, 4)
         delivered = db.execute(select(Delivery.id, Delivery.contact_id, Delivery.variant_id).where(
-            Delivery.campaign_id == campaign.id, Delivery.status == "sent").order_by(Delivery.id)).all()
+            Delivery.campaign_id == campaign.id, Delivery.status == "sent").order_by(Delivery.contact_id)).all()
         names = {v: k for k, v in variant_ids.items()}
         clicks, orders = [], []
         for delivery_id, contact_id, variant_id in delivered:
@@ -122,7 +124,7 @@ def build(database: Database, *, workspace_id: int, seed: int, today: date, cont
                                "user_agent": "Line/14.0 demo"})
                 at += timedelta(minutes=rng.randint(1, 90))
             if rng.random() * 100 < BUY_PERCENT_OF_CLICKERS:
-                orders.append({"workspace_id": workspace_id, "contact_id": contact_id, "external_id": f"DEMO-SPRING-{contact_id}",
+                orders.append({"workspace_id": workspace_id, "contact_id": contact_id, "external_id": f"DEMO-SPRING-{contact_id - base}",
                                "status": "completed", "currency": "TWD", "total": float(rng.choice([480, 680, 880, 1280, 1580, 2360])),
                                "subtotal": None, "discount": 0, "shipping": 0, "tax": 0, "refunded_total": 0, "channel": "line",
                                "placed_at": at + timedelta(minutes=rng.randint(3, 60 * 36)), "updated_at": at, "properties": {"demo": "spring"}})
