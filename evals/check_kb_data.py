@@ -2,7 +2,9 @@
 
 JSON per line, required fields, unique ids, 4-8 distinct phrasings per item, every expected id exists,
 no test or validation question equals (after normalising NFKC, case, spaces and punctuation) or nearly
-equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, and counts per kind and language. Exits 1 on
+equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, no shipped out-of-scope example
+(src/tutti/converse/knowledge/data/out_of_scope.txt) copies a test question or a stored phrasing, and counts
+per kind and language. Exits 1 on
 any problem, so a data edit that breaks the eval's premise is caught before the eval runs.
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
+NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope.txt"
 SETS = {
     "test": ROOT / "evals/data/knowledge_questions.jsonl",
     "validation": ROOT / "evals/data/knowledge_validation.jsonl",
@@ -137,6 +140,16 @@ def main() -> int:
     sets = {
         name: check_set(name, path, items, stored, problems) for name, path in SETS.items() if path.exists()
     }
+    # the shipped out-of-scope examples calibrate every workspace: none may be (nearly) a test question, or a
+    # stored phrasing (it would teach the calibration to hand off a question the knowledge base answers)
+    negatives = [line.strip() for line in NEGATIVES.read_text(encoding="utf-8").splitlines()
+                 if line.strip() and not line.startswith("#")]
+    test_questions = {norm(r["question"]) for r in sets.get("test", [])}
+    for negative in negatives:
+        if norm(negative) in test_questions or _near_copy(norm(negative), test_questions):
+            problems.append(f"out_of_scope.txt: {negative!r} (nearly) copies a test question")
+        if norm(negative) in stored or _near_copy(norm(negative), stored):
+            problems.append(f"out_of_scope.txt: {negative!r} (nearly) copies a stored phrasing")
     if "test" in sets and "validation" in sets:
         overlap = {norm(r["question"]) for r in sets["test"]} & {
             norm(r["question"]) for r in sets["validation"]

@@ -48,7 +48,10 @@ class Workspace:
         self.actor = Actor.cli()
 
     def import_file(self, filename: str, data: str | bytes) -> dict:
+        """Import through the import service, then do what the knowledge job does after an import: embed
+        and fit the workspace's calibration."""
         from tutti.converse.knowledge import service
+        from tutti.converse.knowledge.index import calibrate
 
         started = time.perf_counter()
         with self.db.session() as s:
@@ -58,20 +61,12 @@ class Workspace:
         with self.db.session() as s:
             summary["embedded"] = service.ensure_embeddings(s, workspace_id=self.workspace_id)
         summary["seconds"] = round(time.perf_counter() - started, 1)
-        return summary
-
-    def set_floor(self, value: float | None) -> None:
-        """The agent setting min_confidence of this workspace (a per-workspace confidence floor)."""
-        from tutti.converse.agents.config import DEFAULTS
-        from tutti.converse.agents.models import AgentConfig
-
-        assert "min_confidence" in DEFAULTS
+        started = time.perf_counter()
         with self.db.session() as s:
-            row = s.get(AgentConfig, self.workspace_id)
-            if row is None:
-                s.add(AgentConfig(workspace_id=self.workspace_id, settings={"min_confidence": value}))
-            else:
-                row.settings = {**row.settings, "min_confidence": value}
+            fitted = calibrate(s, workspace_id=self.workspace_id)
+        summary["calibration"] = {"threshold": fitted.threshold, "source": fitted.source, **fitted.stats,
+                                  "seconds": round(time.perf_counter() - started, 1)}
+        return summary
 
     def index(self):
         from tutti.converse.knowledge.index import get_index
@@ -123,101 +118,30 @@ def features(index, questions: list[str]):
     return [index.features(q, v) for q, v in zip(questions, vectors)]
 
 
-def evaluate_offline(
-    index, feats: list[dict], expected: list[str | None], params: dict, threshold: float
-) -> dict:
-    """Decide with `params` on precomputed features (no DB): the same arithmetic as matching.decide."""
-    from tutti.converse.knowledge.matching import confidence_of, raw_scores
-
-    results = []
-    for f in feats:
-        best, _, confidence = confidence_of(raw_scores(f, params), params)
-        item = index.items[best] if best >= 0 else None
-        results.append(
-            {
-                "action": "answer" if item and confidence >= threshold else "handoff",
-                "external_id": item.external_id if item else None,
-                "confidence": confidence,
-            }
-        )
-    return score(results, expected)
+def top1(index, feats: list[dict], expected: list[str | None], signal: str) -> float:
+    """Share of in-scope questions whose right item has the highest `signal` (no threshold)."""
+    ids = [item.external_id for item in index.items]
+    pairs = [(f, e) for f, e in zip(feats, expected) if e is not None]
+    return round(sum(ids[int(np.argmax(f[signal]))] == e for f, e in pairs) / max(len(pairs), 1), 4)
 
 
-def _top(feats: list[dict], params: dict):
-    from tutti.converse.knowledge.matching import raw_scores
+def thresholded(index, tune_feats, tune_expected, feats, expected, signal: str, max_wrong: float = 0.02) -> dict:
+    """A baseline: answer the item with the highest `signal` when that value passes a threshold chosen
+    on the tuning questions (the most right answers plus hand-offs with at most `max_wrong` wrong), scored
+    on `feats`."""
+    from tutti.converse.knowledge.calibration import choose_threshold
 
-    best, z = [], []
-    for f in feats:
-        scores = raw_scores(f, params)
-        order = np.argsort(-scores)[:2]
-        top = float(scores[order[0]])
-        second = float(scores[order[1]]) if len(order) > 1 else 0.0
-        best.append(int(order[0]))
-        z.append(top + params["w_margin"] * (top - second))
-    return np.asarray(best), np.asarray(z)
-
-
-def fit_platt(z: np.ndarray, label: np.ndarray) -> tuple[float, float]:
-    """Logistic regression of label on z (one feature), by Newton's method."""
-    a, b = 1.0, 0.0
-    for _ in range(50):
-        p = 1 / (1 + np.exp(-(a * z + b)))
-        w = np.maximum(p * (1 - p), 1e-9)
-        g = np.array([np.sum((p - label) * z), np.sum(p - label)]) + 1e-3 * np.array([a, 0])
-        h = np.array([[np.sum(w * z * z) + 1e-3, np.sum(w * z)], [np.sum(w * z), np.sum(w)]])
-        step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-8:
-            break
-    return float(a), float(b)
-
-
-def choose_threshold(
-    confidence: np.ndarray, correct: np.ndarray, in_scope: np.ndarray, max_wrong: float = 0.02
-):
-    """The threshold that maximises (in-scope correct share + out-of-scope hand-off share) while in-scope
-    wrong answers stay ≤ max_wrong."""
-    best = (None, -1.0)
-    n_in, n_out = max(in_scope.sum(), 1), max((~in_scope).sum(), 1)
-    for t in np.unique(np.round(confidence, 4)):
-        answered = confidence >= t
-        wrong = (answered & in_scope & ~correct).sum() / n_in
-        if wrong > max_wrong:
-            continue
-        value = (answered & correct).sum() / n_in + (~answered & ~in_scope).sum() / n_out
-        if value > best[1]:
-            best = (float(t), value)
-    return best[0] if best[0] is not None else 0.999
-
-
-def tune(
-    index, feats: list[dict], expected: list[str | None], grid: list[dict], max_wrong: float = 0.02
-) -> dict:
-    """For each parameter set in `grid`: fit the Platt calibration and the threshold on these (validation)
-    questions; return the best set with its calibration and threshold."""
     ids = np.asarray([item.external_id for item in index.items])
-    in_scope = np.asarray([e is not None for e in expected])
-    results = []
-    for params in grid:
-        best, z = _top(feats, params)
-        correct = np.asarray([e is not None and ids[b] == e for b, e in zip(best, expected)])
-        a, b = fit_platt(z, correct.astype(float))
-        confidence = 1 / (1 + np.exp(-(a * z + b)))
-        threshold = choose_threshold(confidence, correct, in_scope, max_wrong)
-        answered = confidence >= threshold
-        value = {
-            "correct": float((answered & correct).sum() / max(in_scope.sum(), 1)),
-            "wrong": float((answered & in_scope & ~correct).sum() / max(in_scope.sum(), 1)),
-            "oos_handed_off": float((~answered & ~in_scope).sum() / max((~in_scope).sum(), 1)),
-            "top1": float(correct.sum() / max(in_scope.sum(), 1)),
-        }
-        results.append(
-            ({**params, "platt_a": round(a, 4), "platt_b": round(b, 4)}, round(threshold, 4), value)
-        )
-    results.sort(key=lambda r: -(r[2]["correct"] + r[2]["oos_handed_off"]))
-    return {
-        "params": results[0][0],
-        "threshold": results[0][1],
-        "validation": results[0][2],
-        "all": [(r[0], r[1], r[2]) for r in results],
-    }
+
+    def decide(fs, es):
+        best = np.asarray([int(np.argmax(f[signal])) for f in fs])
+        value = np.asarray([float(f[signal][b]) for f, b in zip(fs, best)])
+        right = np.asarray([e is not None and ids[b] == e for b, e in zip(best, es)])
+        return value, right
+
+    value, right = decide(tune_feats, tune_expected)
+    threshold, _ = choose_threshold(value, right, np.asarray([e is not None for e in tune_expected]), max_wrong)
+    value, right = decide(feats, expected)
+    results = [{"action": "answer" if v >= threshold else "handoff",
+                "external_id": ids[int(np.argmax(f[signal]))]} for v, f in zip(value, feats)]
+    return {**score(results, expected), "threshold": round(threshold, 4)}

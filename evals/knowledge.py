@@ -1,18 +1,19 @@
 """Evaluation: the demo brand's knowledge base, asked test questions written differently from its phrasings.
 
     python evals/knowledge.py            # report on evals/data/knowledge_questions.jsonl
-    python evals/knowledge.py --tune     # choose fusion weights, calibration and threshold on validation
+    python evals/knowledge.py --tune     # the k-fold wrong-answer budget, chosen on the validation set
 
 The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl and articles/*.md) goes into a fresh
-SQLite workspace through the import service (as `tutti kb import`); each test question goes through the
-path of `tutti kb ask` (the agent router's decide, offline). Prints one JSON line per figure: the share of
-in-scope questions answered correctly and wrongly, and the share of out-of-scope questions handed off
-(targets ≥ 85%, ≤ 2%, ≥ 90%), overall and per kind (in-scope, cross-lingual). Then, computed from the same
-index on the same test questions, kNN alone vs the classifier alone vs the fusion, each with its own
-calibration and threshold fitted on the validation set only.
+SQLite workspace through the import service (as `tutti kb import`), followed by what the knowledge job does
+after an import: embedding and fitting the workspace's own calibration (k-fold over its phrasings, see
+tutti.converse.knowledge.calibration). Each test question then goes through the path of `tutti kb ask`
+(the agent router's decide, offline). Prints one JSON line per figure: the share of in-scope questions
+answered correctly and wrongly, and the share of out-of-scope questions handed off (targets ≥ 85%, ≤ 2%,
+≥ 90%), overall and per kind (in-scope, cross-lingual). Then kNN alone vs the classifier alone on the
+same index: the right item first (no threshold), and answered right/wrong with a threshold chosen on the
+validation set.
 
-Tuning data (never the test set): evals/data/knowledge_validation.jsonl, plus one held-out phrasing per
-item (items with 4+ phrasings) asked against an index built without them.
+Tuning data (never the test set): evals/data/knowledge_validation.jsonl.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from kbeval import ROOT, Workspace, emit, evaluate_offline, features, note, score, tune
+from kbeval import ROOT, Workspace, emit, features, note, score, thresholded, top1
 
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 ARTICLES = ROOT / "src/tutti/converse/knowledge/data/articles"
@@ -44,80 +45,62 @@ def load_kb(workspace: Workspace, faq_text: str) -> None:
             workspace.import_file(path.name, path.read_bytes())
 
 
-def held_out(faq_rows: list[dict]) -> tuple[str, list[tuple[str, str]]]:
-    """The FAQ without the last phrasing of each item that has 4+, and those phrasings with their ids."""
-    rows, out = [], []
-    for row in faq_rows:
-        questions = list(row.get("questions") or [])
-        if len(questions) >= 4:
-            out.append((questions[-1], row["id"]))
-            row = {**row, "questions": questions[:-1]}
-        rows.append(row)
-    return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows), out
+BUDGETS = (0.02, 0.04, 0.06, 0.08, 0.10)
 
 
-GRID = (
-    [{"mode": "knn", "w_probability": 0, "w_cosine": 1, "w_passage": wa, "w_lexical": 0, "w_margin": m,
-      "cosine_floor": 0.8} for wa in (0.0, 1.0) for m in (0.0, 1.0, 2.0)]
-    + [{"mode": "classifier", "w_probability": 1, "w_cosine": 0, "w_passage": 0, "w_lexical": 0, "w_margin": m,
-        "cosine_floor": 0.8} for m in (0.0, 0.5, 1.0)]
-    + [{"mode": "fusion", "w_probability": wp, "w_cosine": 1.0, "w_passage": wa, "w_lexical": wl, "w_margin": m,
-        "cosine_floor": 0.8}
-       for wp in (0.5, 1.0, 2.0) for wa in (0.0, 1.0) for wl in (0.0, 0.2) for m in (0.0, 1.0)]
-)
+def tune_budget(workspace: Workspace, index) -> None:
+    """For each k-fold wrong-answer budget: the threshold it gives and what it does to the validation
+    questions (the knowledge decision alone). calibration.MAX_WRONG is the budget chosen here."""
+    from tutti.converse.knowledge import calibration, matching
+    from tutti.converse.knowledge.index import calibration_examples
 
-
-def tuning_set(faq_text: str, faq_rows: list[dict]):
     validation = read(VALIDATION)
-    full = Workspace("knowledge-eval")
-    load_kb(full, faq_text)
-    index = full.index()
     questions = [v["question"] for v in validation]
     expected = [v.get("expected") for v in validation]
     feats = features(index, questions)
-    reduced_text, extra = held_out([dict(r) for r in faq_rows])
-    reduced = Workspace("knowledge-eval-heldout")
-    load_kb(reduced, reduced_text)
-    reduced_index = reduced.index()
-    # features from the reduced index, with items in the same order as the full one (both sorted by import)
-    feats += features(reduced_index, [q for q, _ in extra])
-    expected += [e for _, e in extra]
-    assert [i.external_id for i in index.items] == [i.external_id for i in reduced_index.items]
-    return full, index, feats, expected
+    examples, items = calibration_examples(index)
+    for budget in BUDGETS:
+        index.calibration = calibration.fit(examples, items, max_wrong=budget)
+        results = []
+        for question, f in zip(questions, feats):
+            m = matching.decide(index, question, vector=f["vector"])
+            results.append({"action": "answer" if m.in_scope else "handoff", "external_id": m.external_id})
+        part = score(results, expected)
+        emit(figure="budget", max_wrong_kfold=budget, threshold=index.calibration.threshold,
+             kfold=index.calibration.stats, validation_right=part["in_scope_correct"],
+             validation_wrong=part["in_scope_wrong"], validation_out_of_scope_handed_off=part["oos_handed_off"])
+    examples, items = calibration_examples(index, classify=False)
+    fitted = calibration.fit(examples, items, minimum=1)
+    emit(figure="default_calibration", weights=fitted.weights, bias=fitted.bias, threshold=fitted.threshold,
+         kfold=fitted.stats)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--tune", action="store_true", help="fit weights, calibration and threshold on validation"
-    )
+    parser.add_argument("--tune", action="store_true", help="choose the k-fold budget on the validation set")
     parser.add_argument("--faq", type=Path, default=FAQ)
     args = parser.parse_args()
-    faq_text = args.faq.read_text(encoding="utf-8")
-    faq_rows = read(args.faq)
     test = read(TEST)
-    from tutti.converse.knowledge import matching
-
-    full, index, tune_feats, tune_expected = tuning_set(faq_text, faq_rows)
+    workspace = Workspace("knowledge-eval")
+    load_kb(workspace, args.faq.read_text(encoding="utf-8"))
+    index = workspace.index()
     emit(
         figure="knowledge_base",
         items=len(index.items),
-        phrasings=len(index.row_text),
+        rows=len(index.row_text),
         classifier=index.model is not None,
         test_questions=len(test),
-        tuning_questions=len(tune_expected),
+        calibration={"source": index.calibration.source, "threshold": index.calibration.threshold,
+                     **index.calibration.stats},
     )
-    best = tune(index, tune_feats, tune_expected, GRID)
     if args.tune:
-        emit(
-            figure="tuned", params=best["params"], threshold=best["threshold"], validation=best["validation"]
-        )
+        tune_budget(workspace, index)
         return
 
     # the real path: every test question through `tutti kb ask` (decide, offline)
     questions = [t["question"] for t in test]
     expected = [t.get("expected") for t in test]
-    results = full.ask(questions)
+    results = workspace.ask(questions)
     overall = score(results, expected)
     emit(
         figure="knowledge_eval",
@@ -130,8 +113,7 @@ def main() -> None:
             "out_of_scope_handed_off": ">=0.90",
         },
         **{k: overall[k] for k in ("in_scope", "out_of_scope", "wrong_of_all_answers")},
-        params=matching.PARAMS,
-        threshold=matching.THRESHOLD,
+        threshold=index.calibration.threshold,
     )
     for kind in sorted({t.get("kind", "in_scope") for t in test} - {"out_of_scope"}):
         subset = [i for i, t in enumerate(test) if t.get("kind") == kind]
@@ -159,18 +141,21 @@ def main() -> None:
     for miss in misses:
         note(json.dumps(miss, ensure_ascii=False))
 
-    # kNN vs classifier vs fusion, each calibrated and thresholded on the tuning set, scored on test
+    # kNN alone vs the classifier alone on the same index: right item first, and with a threshold
+    # chosen on the validation set
+    validation = read(VALIDATION)
+    tune_feats = features(index, [v["question"] for v in validation])
+    tune_expected = [v.get("expected") for v in validation]
     test_feats = features(index, questions)
-    for mode in ("knn", "classifier", "fusion"):
-        chosen = tune(index, tune_feats, tune_expected, [g for g in GRID if g["mode"] == mode])
-        part = evaluate_offline(index, test_feats, expected, chosen["params"], chosen["threshold"])
+    for name, signal in (("knn", "cosine"), ("classifier", "probability")):
+        part = thresholded(index, tune_feats, tune_expected, test_feats, expected, signal)
         emit(
-            figure=f"knowledge_eval_{mode}",
+            figure=f"knowledge_eval_{name}",
+            top1=top1(index, test_feats, expected, signal),
             answered_correctly=part["in_scope_correct"],
             answered_wrongly=part["in_scope_wrong"],
             out_of_scope_handed_off=part["oos_handed_off"],
-            threshold=chosen["threshold"],
-            params=chosen["params"],
+            threshold=part["threshold"],
         )
 
 

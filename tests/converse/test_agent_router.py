@@ -122,6 +122,17 @@ def test_order_list_profile_and_products(database, shop, knowledge):
     products = decide(database, shop, "推薦我一些玫瑰精華液")
     assert products.tool == "product_search" and products.tool_result["products"]
     assert all("玫瑰" in p["name"] for p in products.tool_result["products"])
+    suggestions = decide(database, shop, "推薦我一些東西")  # no product words: suggestions, never a hand-off
+    assert suggestions.action == "tool" and suggestions.tool == "product_search" and not suggestions.tool_result["searched"]
+
+
+def test_a_product_the_catalogue_does_not_have_is_handed_off_not_answered_with_best_sellers(database, shop, knowledge):
+    for text in ("你們有賣狗飼料嗎", "有沒有推薦的瑜珈墊"):
+        missing = decide(database, shop, text)
+        assert missing.action == "handoff" and missing.handoff_reason == "no_product_match", (text, missing)
+        assert missing.detail["searched"] and "玫瑰" not in (missing.answer or "")
+    found = decide(database, shop, "有賣牙膏嗎")
+    assert found.tool == "product_search" and [p["name"] for p in found.tool_result["products"]] == ["薄荷牙膏"]
 
 
 def test_unsubscribe_needs_the_customers_yes(database, shop, knowledge):

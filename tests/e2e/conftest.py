@@ -87,3 +87,25 @@ def sign_in(page, demo: Demo) -> None:
     page.fill("input[name=password]", demo.password)
     page.click("button[type=submit]")
     page.wait_for_url(demo.url + "/")
+
+
+def prepare_knowledge(database, workspace_id: int) -> None:
+    """What the knowledge job does after an import: embed the demo's phrasings (from the vector cache) and fit
+    the workspace's calibration, so the first question is answered as in a running deployment."""
+    from tutti.converse.knowledge.jobs import embed_and_calibrate
+
+    embed_and_calibrate(database, workspace_id=workspace_id)
+
+
+def handoff_words(database, workspace_id: int) -> str:
+    """What the customer is told on a hand-off to the default team: that a person will answer, within its
+    business hours, or the team's out-of-hours message (these tests run at any hour)."""
+    from tutti.converse.agents.language import say
+    from tutti.converse.conversations import teams
+
+    with database.read_session() as db:
+        team = teams.default_team(db, workspace_id=workspace_id)
+        if team is None or teams.is_open(db, team):
+            return "專人"
+        custom = team.out_of_hours_message or {}
+        return (custom.get("zh-TW") or say("handoff_closed", "zh-TW"))[:12]

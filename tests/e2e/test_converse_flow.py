@@ -13,7 +13,7 @@ import re
 import pytest
 from sqlalchemy import select
 
-from tests.e2e.conftest import new_context, sign_in
+from tests.e2e.conftest import handoff_words, new_context, prepare_knowledge, sign_in
 
 pytestmark = pytest.mark.browser
 
@@ -34,15 +34,6 @@ def _faq_item(item_id: str) -> dict:
     return item
 
 
-def _warm_up(database, workspace_id: int) -> None:
-    """At test sizes the demo leaves embedding its phrasings to the first question; ask one here so the browser
-    does not wait minutes on it (the session's vector cache makes later databases quick)."""
-    from tutti.converse.knowledge import service as knowledge
-
-    with database.read_session() as db:
-        knowledge.match(db, workspace_id=workspace_id, question="運費")
-
-
 def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser, demo, database, vector_cache):
     from playwright.sync_api import expect
 
@@ -53,7 +44,7 @@ def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser,
     wid = demo.workspace_id
     item = _faq_item(POLICY_ITEM)
     policy_answer = item["answer"].splitlines()[0]
-    _warm_up(database, wid)
+    prepare_knowledge(database, wid)
 
     agent_context = new_context(browser, demo)
     visitor_context = new_context(browser, demo, viewport={"width": 1200, "height": 900})
@@ -102,7 +93,7 @@ def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser,
         # --- they ask for a person -----------------------------------------------------------------------------
         box.fill(PERSON)
         box.press("Enter")
-        expect(shop.locator("#tutti-widget .b.bot").last).to_contain_text("專人", timeout=60_000)
+        expect(shop.locator("#tutti-widget .b.bot").last).to_contain_text(handoff_words(database, wid), timeout=60_000)
         with database.read_session() as db:
             conversation = db.scalars(select(Conversation).where(Conversation.workspace_id == wid, Conversation.channel == "web")
                                       .order_by(Conversation.id.desc()).limit(1)).one()

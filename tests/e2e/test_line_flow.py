@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import bearer
+from tests.e2e.conftest import handoff_words, prepare_knowledge
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,6 @@ def test_a_member_writes_on_line_and_the_agent_replies_on_their_phone(demo, data
     from tutti.audience.models import Consent, Identity
     from tutti.channels.models import Channel
     from tutti.converse.conversations.models import Conversation, Message
-    from tutti.converse.knowledge import service as knowledge
 
     wid = demo.workspace_id
     with database.read_session() as db:
@@ -29,7 +29,7 @@ def test_a_member_writes_on_line_and_the_agent_replies_on_their_phone(demo, data
             select(Identity.contact_id, Identity.value).join(Consent, (Consent.contact_id == Identity.contact_id) & (Consent.channel == "line"))
             .where(Identity.workspace_id == wid, Identity.kind == "line_uid", Consent.status == "subscribed")
             .order_by(Identity.contact_id).limit(1)).one()
-        knowledge.match(db, workspace_id=wid, question="運費")  # embeds the demo's phrasings (see the Converse test)
+    prepare_knowledge(database, wid)
     webhook = f"{demo.url}/webhooks/line/{channel_id}"
 
     demo.emulator.send(webhook, user_id=uid, text="運費要怎麼算？買多少可以免運")
@@ -39,7 +39,7 @@ def test_a_member_writes_on_line_and_the_agent_replies_on_their_phone(demo, data
 
     demo.emulator.send(webhook, user_id=uid, text="我想找真人客服")
     texts = [m["message"].get("text", "") for m in demo.emulator.messages(uid, endpoint="reply")]
-    assert len(texts) == 2 and "專人" in texts[1], texts
+    assert len(texts) == 2 and handoff_words(database, wid) in texts[1], texts
 
     with database.read_session() as db:
         conversation = db.scalars(select(Conversation).where(Conversation.workspace_id == wid, Conversation.channel == "line",

@@ -21,6 +21,7 @@ from tutti.converse.agents.language import STATUS_WORDS, say
 from tutti.converse.conversations import teams
 from tutti.converse.conversations.models import AgentDecision, Conversation, Message
 from tutti.converse.knowledge import files, service
+from tutti.converse.knowledge.jobs import embed_and_calibrate
 from tutti.converse.knowledge.models import KnowledgeItem
 from tutti.platform import workspaces
 from tutti.platform.audit import Actor
@@ -88,8 +89,7 @@ def build_demo(database, *, workspace_id: int, seed: int, today: date, contacts:
         _knowledge(db, workspace_id)
     report(LABEL, 1, 3)
     if contacts >= EMBED_FROM_CONTACTS:
-        with database.session() as db:
-            service.ensure_embeddings(db, workspace_id=workspace_id)
+        embed_and_calibrate(database, workspace_id=workspace_id)
     report(LABEL, 2, 3)
     with database.session() as db:
         _conversations(db, workspace_id, random.Random(f"converse-{seed}"), today, team_ids, people)

@@ -30,7 +30,8 @@ LABELS = {
 REASONS = {
     "zh-TW": {"rule": "規則", "asked_for_person": "客人要求真人", "keyword": "關鍵字", "negative_sentiment": "強烈負面情緒",
               "repeated_failure": "同一問題答不好兩次", "low_confidence": "知識庫沒有把握", "llm_error": "AI 出錯", "ungrounded": "AI 答案無依據",
-              "tool_error": "工具出錯", "knowledge_error": "知識庫出錯", "non_text": "客人傳了貼圖或圖片", "agent_error": "AI 出錯", "manual": "手動"},
+              "tool_error": "工具出錯", "knowledge_error": "知識庫出錯", "non_text": "客人傳了貼圖或圖片", "agent_error": "AI 出錯", "manual": "手動",
+              "no_product_match": "商品目錄找不到客人問的商品"},
 }
 
 

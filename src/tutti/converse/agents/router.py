@@ -172,6 +172,9 @@ def _tool(db: Session, workspace_id: int, contact_id: int | None, text: str, lan
                             reason=f"intent {name} ('{intent.phrase}'): asking for the new address", pending_action={"tool": name, "args": {}})
         args["email"] = email
     result = tools.run(db, name, workspace_id=workspace_id, contact_id=contact_id, args=args, refs=refs)
+    if name == "product_search" and result.get("searched") and not result.get("matched"):
+        return _handoff("no_product_match", f"no product in the catalogue matches {', '.join(result['searched'])}", language,
+                        detail={"tool": name, "searched": result["searched"]})
     decision = Decision(action="tool", tool=name, tool_result=result, intent=name, confidence=intent.confidence, language=language,
                         answer=tools.render(name, result, language), reason=f"intent {name} ('{intent.phrase}')")
     if tools.TOOLS[name].changes and result.get("error") != "no_contact":

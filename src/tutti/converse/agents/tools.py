@@ -91,7 +91,9 @@ def order_list(db: Session, *, workspace_id: int, contact_id: int, limit: int = 
 
 def product_search(db: Session, *, workspace_id: int, contact_id: int | None, query: str = "", limit: int = 3) -> dict:
     """The catalogue is the shop's, not a person's: any words of the query, else what this contact's
-    categories suggest (things they have not bought), else the best sellers."""
+    categories suggest (things they have not bought), else the best sellers. `searched` lists the query's
+    words and `matched` says whether any product matched them: best sellers are no answer to "do you sell
+    dog food?" (the router hands that off)."""
     words = _query_words(query)
     base = select(Product).where(Product.workspace_id == workspace_id)
     products: list[Product] = []
@@ -101,6 +103,7 @@ def product_search(db: Session, *, workspace_id: int, contact_id: int | None, qu
         # most query words in the name first
         found.sort(key=lambda p: -sum(w in (p.name or "").lower() for w in words) - 0.5 * sum(w in (p.category or "").lower() for w in words))
         products = found[:limit]
+    matched = bool(products)
     if not products and contact_id is not None:
         bought = select(OrderLine.product_id).join(Order, Order.id == OrderLine.order_id).where(
             Order.workspace_id == workspace_id, Order.contact_id == contact_id, OrderLine.product_id.is_not(None))
@@ -110,7 +113,8 @@ def product_search(db: Session, *, workspace_id: int, contact_id: int | None, qu
         sellers = (select(OrderLine.product_id, func.count().label("n")).where(OrderLine.workspace_id == workspace_id, OrderLine.product_id.is_not(None))
                    .group_by(OrderLine.product_id).order_by(func.count().desc()).limit(limit).subquery())
         products = list(db.scalars(base.join(sellers, sellers.c.product_id == Product.id).order_by(sellers.c.n.desc())))
-    return {"products": [{"name": p.name, "price": p.price, "currency": p.currency, "url": p.url, "category": p.category} for p in products[:limit]]}
+    return {"products": [{"name": p.name, "price": p.price, "currency": p.currency, "url": p.url, "category": p.category} for p in products[:limit]],
+            "searched": words, "matched": matched}
 
 
 def _query_words(query: str) -> list[str]:

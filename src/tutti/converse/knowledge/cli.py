@@ -23,12 +23,13 @@ def kb_import(
     workspace: int = typer.Option(..., help="workspace id"),
     replace: bool = typer.Option(False, "--replace", help="also delete items that are not in the file"),
     embed: bool = typer.Option(
-        True, "--embed/--no-embed", help="compute the vectors now (else on the first question)"
+        True, "--embed/--no-embed", help="compute the vectors and fit the calibration now (else the first question embeds, and the default calibration serves until the knowledge job has fitted one)"
     ),
 ) -> None:
     """Import a knowledge file, all or nothing; prints what changed as JSON."""
     from tutti.cli import run_service
     from tutti.converse.knowledge import service
+    from tutti.converse.knowledge.jobs import embed_and_calibrate
     from tutti.platform import workspaces
     from tutti.platform.audit import Actor
 
@@ -46,8 +47,8 @@ def kb_import(
                 replace=replace,
             )
         if embed:
-            with db.session() as s:
-                summary["embedded"] = service.ensure_embeddings(s, workspace_id=workspace)
+            prepared = embed_and_calibrate(db, workspace_id=workspace)
+            summary["embedded"], summary["threshold"] = prepared["embedded"], prepared["threshold"]
         return summary
 
     result = run_service(run)

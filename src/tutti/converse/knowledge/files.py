@@ -212,8 +212,10 @@ def _records(rows: list[tuple[int, dict]], problems: list[Problem]) -> list[Reco
             if question and question not in record.phrasings:
                 record.phrasings.append(question)
     for record in by_id.values():
-        if not record.answer:
+        if not record.answer and record.kind != "out_of_scope":
             problems.append(Problem(record.row, "answer", f"'{record.external_id}' has no answer"))
+        if record.kind == "out_of_scope" and not record.phrasings:
+            problems.append(Problem(record.row, "question", f"'{record.external_id}' has no question"))
         if record.kind == "faq" and not record.phrasings and not record.title:
             problems.append(Problem(record.row, "question", f"'{record.external_id}' has no question"))
         record.tags = list(dict.fromkeys(record.tags))

@@ -1,5 +1,5 @@
-"""Background work of the knowledge base: embedding what an import or an edit changed, so the next
-customer question does not wait for it."""
+"""Background work of the knowledge base: embedding what an import or an edit changed and fitting the
+workspace's confidence calibration on it, so the next customer question waits for neither."""
 
 from __future__ import annotations
 
@@ -9,9 +9,19 @@ from tutti.platform.jobs import task
 
 @task()
 def embed_knowledge(workspace_id: int) -> None:
-    """Embed the workspace's new or changed phrasings and passages (repeated messages are harmless:
-    rows already embedded for their text are skipped)."""
-    from tutti.converse.knowledge import service
+    """Embed and calibrate (repeated messages are harmless: see embed_and_calibrate)."""
+    embed_and_calibrate(get_database(), workspace_id=workspace_id)
 
-    with get_database().session() as db:
-        service.ensure_embeddings(db, workspace_id=workspace_id)
+
+def embed_and_calibrate(database, *, workspace_id: int) -> dict:
+    """Embed the workspace's new or changed phrasings and passages, then fit its calibration unless one was
+    fitted at the current version (rows already embedded for their text are skipped). Also what
+    `tutti kb import` and the demo run in the foreground."""
+    from tutti.converse.knowledge import index, service
+
+    with database.session() as db:
+        embedded = service.ensure_embeddings(db, workspace_id=workspace_id)
+    with database.session() as db:
+        version, _token, calibrated = service.version_key(db, workspace_id=workspace_id)
+        fitted = index.calibrate(db, workspace_id=workspace_id) if calibrated != version else None
+    return {"embedded": embedded, "threshold": fitted.threshold if fitted else None}

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tutti.platform.db import Base, BigId, Json, UTCDateTime, utcnow
 
-KINDS = ("faq", "article")
+# out_of_scope: an item whose phrasings are questions to hand off, never answered (see calibration.py)
+KINDS = ("faq", "article", "out_of_scope")
 LANGUAGES = ("zh-TW", "en", "both")
 GAP_STATUSES = ("open", "added", "dismissed")
 
@@ -81,6 +82,10 @@ class KnowledgeVersion(Base):
     # random, set when the row is created: a cached index is never mistaken for one of another database
     # (or of a recreated workspace) that happens to reach the same version number
     token: Mapped[str] = mapped_column(String(32), default="")
+    # the workspace's own confidence calibration (calibration.Calibration as JSON), fitted by the knowledge
+    # job after each change, and the version it was fitted at: too slow to fit while a customer waits
+    calibration: Mapped[dict | None] = mapped_column(Json)
+    calibrated_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class KnowledgeGap(Base):

@@ -40,14 +40,33 @@ def version(db: Session, *, workspace_id: int) -> int:
     )
 
 
-def version_key(db: Session, *, workspace_id: int) -> tuple[int, str]:
-    """(version, token): changes whenever the workspace's knowledge changes."""
+def version_key(db: Session, *, workspace_id: int) -> tuple[int, str, int | None]:
+    """(version, token, calibrated version): changes whenever the workspace's knowledge changes, and when a
+    calibration of it has been fitted."""
     row = db.execute(
-        select(KnowledgeVersion.version, KnowledgeVersion.token).where(
+        select(KnowledgeVersion.version, KnowledgeVersion.token, KnowledgeVersion.calibrated_version).where(
             KnowledgeVersion.workspace_id == workspace_id
         )
     ).first()
-    return (row[0], row[1]) if row else (0, "")
+    return (row[0], row[1], row[2]) if row else (0, "", None)
+
+
+def stored_calibration(db: Session, *, workspace_id: int) -> tuple[dict | None, int | None]:
+    """The workspace's last fitted calibration (JSON) and the knowledge version it was fitted at."""
+    row = db.execute(
+        select(KnowledgeVersion.calibration, KnowledgeVersion.calibrated_version).where(
+            KnowledgeVersion.workspace_id == workspace_id
+        )
+    ).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def store_calibration(db: Session, *, workspace_id: int, calibration: dict, at_version: int) -> None:
+    db.execute(
+        update(KnowledgeVersion)
+        .where(KnowledgeVersion.workspace_id == workspace_id)
+        .values(calibration=calibration, calibrated_version=at_version)
+    )
 
 
 def bump_version(db: Session, *, workspace_id: int) -> None:
@@ -154,15 +173,16 @@ def _check(record: Record) -> Record:
         raise InvalidInput(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if record.language not in LANGUAGES:
         raise InvalidInput(f"language must be one of {', '.join(LANGUAGES)}", field="language")
-    if not record.answer.strip():
+    if not record.answer.strip() and record.kind != "out_of_scope":
         raise InvalidInput("the answer is empty", field="answer")
     if len(record.answer) > MAX_ANSWER:
         raise InvalidInput(f"the answer is longer than {MAX_ANSWER} characters", field="answer")
     phrasings = list(dict.fromkeys(p.strip() for p in record.phrasings if p and p.strip()))
     if len(phrasings) > MAX_PHRASINGS:
         raise InvalidInput(f"at most {MAX_PHRASINGS} phrasings per item", field="phrasings")
-    if record.kind == "faq" and not phrasings:
-        raise InvalidInput("an FAQ item needs at least one question", field="phrasings")
+    if record.kind in ("faq", "out_of_scope") and not phrasings:
+        raise InvalidInput(f"an {'FAQ' if record.kind == 'faq' else 'out-of-scope'} item needs at least one question",
+                           field="phrasings")
     record.phrasings = phrasings
     record.title = (record.title or (phrasings[0] if phrasings else record.external_id)).strip()[:300]
     return record

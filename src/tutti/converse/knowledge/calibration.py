@@ -1,0 +1,197 @@
+"""Each workspace's own answer threshold, fitted on its own knowledge when its index is built.
+
+A confidence is only honest for the knowledge base it was measured on: a threshold chosen on one brand's
+FAQ answered 80% of CLINC150's questions correctly and 38% of the demo brand's. So every index fits its
+own calibration:
+
+- In-scope examples: its phrasings, k-fold. Each fold's phrasings are left out, a model is trained on the
+  rest, and the left-out phrasings are asked — a phrasing the model never saw is the closest stand-in for a
+  customer's new wording that the knowledge base itself holds.
+- Out-of-scope examples: the workspace's own (items of kind `out_of_scope`) and a shipped bilingual list
+  of questions no brand answers (data/out_of_scope.txt), asked of the same fold models.
+- A logistic regression of "the top item is right" on a few signals of the decision (the classifier's
+  probability and lead, the best cosine and its lead, whether kNN agrees, the lexical score, and how much
+  closer the question is to the item than to the nearest out-of-scope example), then the
+  threshold that answers the most in-scope examples rightly and hands off the most out-of-scope ones,
+  while answering at most MAX_WRONG of the in-scope examples wrongly.
+
+A knowledge base too small to learn from (fewer than MIN_ITEMS items with two or more phrasings) has no
+classifier (index._train) and uses DEFAULT: fitted the same way on the demo brand's knowledge base with
+the classifier left out, so on similarity alone (evals/knowledge.py --tune prints it).
+Every decision records which calibration it used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+SIGNALS = ("probability", "probability_lead", "cosine", "cosine_lead", "knn_agrees", "lexical", "negative_lead")
+FOLDS = 4
+MIN_ITEMS = 12
+# The share of left-out phrasings the threshold may answer with the wrong item. Left-out phrasings are
+# harder than customers' questions (the demo brand: right item first for 67% of them, 94% of validation
+# questions), so the budget is larger than the 2% allowed on real questions; 6% is the budget at which the
+# demo brand's validation questions (evals/data/knowledge_validation.jsonl) were answered wrongly 1.1% of
+# the time — the test set was not used to choose it.
+MAX_WRONG = 0.06
+NEGATIVES = Path(__file__).parent / "data" / "out_of_scope.txt"
+
+
+@dataclass
+class Calibration:
+    weights: list[float]
+    bias: float
+    threshold: float
+    source: str  # "fitted" on this workspace's knowledge, or "default"
+    stats: dict = field(default_factory=dict)
+
+    def confidence(self, signals: np.ndarray) -> float:
+        z = float(np.dot(self.weights, signals)) + self.bias
+        return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
+
+    def as_json(self) -> dict:
+        return {"signals": list(SIGNALS), "weights": self.weights, "bias": self.bias,
+                "threshold": self.threshold, "stats": self.stats, "default": self.source == "default"}
+
+
+def from_json(data: dict | None, *, fitted_at: int | None) -> Calibration | None:
+    """A stored calibration, or None when there is none or it was fitted on other signals."""
+    if not data or data.get("signals") != list(SIGNALS):
+        return None
+    return Calibration(weights=list(data["weights"]), bias=float(data["bias"]),
+                       threshold=float(data["threshold"]),
+                       source="default" if data.get("default") else f"fitted at knowledge version {fitted_at}",
+                       stats=dict(data.get("stats") or {}))
+
+
+# Fitted by fit() on the demo brand's knowledge base (171 items, 829 phrasings) and the shipped negatives,
+# without a classifier: `python evals/knowledge.py --tune` prints it.
+DEFAULT = Calibration(
+    weights=[0.0, 0.0, 0.8726, 6.9235, -0.543, 1.1712, 1.3844], bias=-1.5227, threshold=0.6639,
+    source="default"
+)
+
+
+def signals(features: dict, scores: np.ndarray, best: int) -> np.ndarray:
+    """The decision's signals, in SIGNALS order, for the item at position `best`."""
+    probability, cosine = features["probability"], np.maximum(features["cosine"], features["passage"])
+    return np.array(
+        [
+            probability[best],
+            probability[best] - _runner_up(probability, best),
+            cosine[best],
+            cosine[best] - _runner_up(cosine, best),
+            float(int(np.argmax(cosine)) == best),
+            features["lexical"][best],
+            cosine[best] - features.get("negative", -1.0),
+        ],
+        dtype=np.float64,
+    )
+
+
+def _runner_up(values: np.ndarray, best: int) -> float:
+    if len(values) < 2:
+        return 0.0
+    keep = values[best]
+    values[best] = -np.inf
+    second = float(values.max())
+    values[best] = keep
+    return second
+
+
+@lru_cache(maxsize=1)
+def shipped_negatives() -> tuple[str, ...]:
+    lines = NEGATIVES.read_text(encoding="utf-8").splitlines()
+    return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+def folds_of(row_item: np.ndarray, is_phrasing: np.ndarray, folds: int = FOLDS) -> np.ndarray:
+    """The fold of each row (-1: always trained on). Phrasings of an item take folds in turn, so every fold
+    leaves each item at least one phrasing to learn from; items with one phrasing are never left out."""
+    fold = np.full(len(row_item), -1, dtype=np.int64)
+    seen: dict[int, int] = {}
+    counts = np.bincount(row_item[is_phrasing], minlength=int(row_item.max(initial=0)) + 1)
+    for row in np.flatnonzero(is_phrasing):
+        item = int(row_item[row])
+        if counts[item] < 2:
+            continue
+        k = seen.get(item, item % folds)  # items start at different folds so folds stay balanced
+        fold[row] = k % folds
+        seen[item] = k + 1
+    return fold
+
+
+def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int,
+        minimum: int | None = None, max_wrong: float | None = None) -> Calibration:
+    """examples: (signals, top item is right, question is in scope). Too few items or examples to learn
+    from (fewer than `minimum` items, MIN_ITEMS unless given): DEFAULT."""
+    minimum = MIN_ITEMS if minimum is None else minimum
+    positives = sum(1 for _, _, in_scope in examples if in_scope)
+    if items_with_phrasings < minimum or positives < 2 * MIN_ITEMS:
+        return DEFAULT
+    x = np.vstack([s for s, _, _ in examples])
+    right = np.array([r for _, r, _ in examples])
+    in_scope = np.array([i for _, _, i in examples])
+    weights, bias = _logistic(x, right.astype(np.float64))
+    z = np.clip(x @ weights + bias, -50, 50)
+    confidence = 1 / (1 + np.exp(-z))
+    threshold, figures = choose_threshold(confidence, right, in_scope, max_wrong)
+    return Calibration(
+        weights=[round(float(w), 4) for w in weights],
+        bias=round(float(bias), 4),
+        threshold=round(threshold, 4),
+        source="fitted",
+        stats={"in_scope_examples": int(in_scope.sum()), "out_of_scope_examples": int((~in_scope).sum()),
+               **figures},
+    )
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Logistic regression by Newton's method (a handful of features, a few thousand rows)."""
+    n, d = x.shape
+    a = np.hstack([x, np.ones((n, 1))])
+    w = np.zeros(d + 1)
+    penalty = np.full(d + 1, l2)
+    penalty[-1] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-np.clip(a @ w, -50, 50)))
+        gradient = a.T @ (p - y) + penalty * w
+        hessian = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty + 1e-9)
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def choose_threshold(
+    confidence: np.ndarray, right: np.ndarray, in_scope: np.ndarray, max_wrong: float | None = None
+) -> tuple[float, dict]:
+    """The threshold maximising (in-scope answered right) + (out-of-scope handed off), shares of each,
+    with in-scope answered wrongly at most `max_wrong` (MAX_WRONG unless given)."""
+    max_wrong = MAX_WRONG if max_wrong is None else max_wrong
+    n_in, n_out = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
+    order = np.argsort(-confidence)
+    c, r, i = confidence[order], right[order], in_scope[order]
+    # answering everything at or above c[k], for each k
+    right_answers = np.cumsum(r & i) / n_in
+    wrong_answers = np.cumsum(~r & i) / n_in
+    oos_handed_off = 1 - np.cumsum(~i) / n_out
+    value = right_answers + oos_handed_off
+    value[wrong_answers > max_wrong] = -1
+    # a threshold must sit between distinct confidences
+    last_of_tie = np.r_[c[1:] < c[:-1], True]
+    value[~last_of_tie] = -1
+    k = int(np.argmax(value))
+    if value[k] < 0:
+        return 1.0, {"answered_right": 0.0, "answered_wrong": 0.0, "out_of_scope_handed_off": 1.0}
+    return float(c[k]), {
+        "answered_right": round(float(right_answers[k]), 4),
+        "answered_wrong": round(float(wrong_answers[k]), 4),
+        "out_of_scope_handed_off": round(float(oos_handed_off[k]), 4),
+    }

@@ -1,0 +1,155 @@
+"""Each workspace's own confidence calibration: fitted k-fold on its knowledge by the knowledge job, stored,
+picked up by indexes; out-of-scope examples; small knowledge bases on the default (real e5)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tutti.converse.knowledge import calibration, index, service
+from tutti.converse.knowledge.jobs import embed_and_calibrate
+from tutti.platform.audit import Actor
+
+ACTOR = Actor.cli()
+
+# fourteen items (more than calibration.MIN_ITEMS), four phrasings each, as a small shop would write them
+SHOP = {
+    "ship-fee": ["運費多少", "買多少免運", "How much is shipping?", "運費怎麼算"],
+    "ship-time": ["下單後多久出貨", "幾天會寄出", "When will my order ship?", "出貨要等多久"],
+    "returns": ["怎麼退貨", "可以退貨嗎", "How do I return an item?", "退貨流程是什麼"],
+    "refund-time": ["退款多久會入帳", "錢什麼時候退給我", "When will I get my refund?", "退款要幾天"],
+    "points": ["點數怎麼累積", "紅利點數可以折抵嗎", "How do loyalty points work?", "點數有期限嗎"],
+    "hours": ["客服幾點上班", "客服時間", "When is customer service open?", "週末有客服嗎"],
+    "stores": ["門市在哪裡", "實體店地址", "Where are your stores?", "台北有門市嗎"],
+    "invoice": ["發票怎麼開", "可以開統編嗎", "Can I get a company invoice?", "電子發票在哪看"],
+    "payment": ["可以刷卡嗎", "有哪些付款方式", "What payment methods do you accept?", "可以分期嗎"],
+    "gift-wrap": ["有禮物包裝嗎", "可以幫我包裝送人嗎", "Do you offer gift wrapping?", "包裝要加錢嗎"],
+    "membership": ["怎麼加入會員", "會員有什麼好處", "How do I become a member?", "註冊會員要錢嗎"],
+    "address": ["地址填錯了可以改嗎", "想改收件地址", "Can I change my delivery address?", "下單後改地址"],
+    "coupon": ["折價券怎麼用", "優惠碼在哪裡輸入", "How do I use a coupon code?", "折扣碼無效"],
+    "samples": ["有試用包嗎", "可以索取試用品嗎", "Do you give free samples?", "買東西會送小樣嗎"],
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def embedding_cache(tmp_path_factory):
+    from tutti.ai import embeddings
+
+    embeddings.use_disk_cache(tmp_path_factory.mktemp("vectors") / "embeddings.sqlite")
+    yield
+    embeddings.use_disk_cache(None)
+
+
+def shop_jsonl(extra: list[dict] | None = None) -> str:
+    rows = [{"id": key, "answer": f"({key})", "questions": questions} for key, questions in SHOP.items()]
+    return "\n".join(json.dumps(r, ensure_ascii=False) for r in rows + (extra or []))
+
+
+def import_shop(database, workspace_id: int, extra: list[dict] | None = None) -> None:
+    with database.session() as db:
+        service.import_file(db, workspace_id=workspace_id, actor=ACTOR, filename="shop.jsonl",
+                            data=shop_jsonl(extra))
+
+
+def test_the_threshold_keeps_wrong_answers_within_the_budget():
+    rng = np.random.default_rng(7)
+    right = rng.random(400) < 0.7
+    in_scope = np.r_[np.ones(300, bool), np.zeros(100, bool)]
+    right &= in_scope
+    confidence = np.where(right, rng.uniform(0.4, 1.0, 400), rng.uniform(0.0, 0.7, 400))
+    for budget in (0.0, 0.02, 0.1):
+        threshold, figures = calibration.choose_threshold(confidence, right, in_scope, budget)
+        answered = confidence >= threshold
+        wrong = (answered & in_scope & ~right).sum() / in_scope.sum()
+        assert wrong <= budget + 1e-9 and figures["answered_wrong"] == round(wrong, 4)
+    # a bigger budget never answers less
+    loose, _ = calibration.choose_threshold(confidence, right, in_scope, 0.1)
+    strict, _ = calibration.choose_threshold(confidence, right, in_scope, 0.0)
+    assert loose <= strict
+
+
+def test_folds_leave_every_item_something_to_learn_from():
+    row_item = np.array([0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3])
+    is_phrasing = np.ones(len(row_item), bool)
+    fold = calibration.folds_of(row_item, is_phrasing, folds=4)
+    assert fold[6] == -1  # item 2 has one phrasing: never left out
+    for k in range(4):
+        for item in (0, 1, 3):
+            assert ((row_item == item) & (fold != k)).any()
+    assert sorted(fold[row_item == 3].tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]
+
+
+def test_the_knowledge_job_fits_and_stores_the_calibration_and_indexes_pick_it_up(database, workspace_id):
+    import_shop(database, workspace_id)
+    index.forget()
+    with database.session() as db:
+        assert index.get_index(db, workspace_id=workspace_id).calibration.source == "default"
+    prepared = embed_and_calibrate(database, workspace_id=workspace_id)
+    assert prepared["threshold"] is not None
+    with database.session() as db:
+        stored, at = service.stored_calibration(db, workspace_id=workspace_id)
+        assert at == service.version(db, workspace_id=workspace_id)
+        assert stored["signals"] == list(calibration.SIGNALS) and stored["stats"]["in_scope_examples"] == 56
+        fitted = index.get_index(db, workspace_id=workspace_id).calibration
+        assert fitted.source == f"fitted at knowledge version {at}" and fitted.threshold == prepared["threshold"]
+        answer = service.match(db, workspace_id=workspace_id, question="請問要買多少錢才免運費")
+        assert answer.external_id == "ship-fee" and answer.in_scope and "fitted" in answer.reason
+        poem = service.match(db, workspace_id=workspace_id, question="幫我寫一首關於海的詩")
+        assert not poem.in_scope
+        # an edit moves the version: the last fitted calibration serves until the job fits a new one
+        service.create_item(db, workspace_id=workspace_id, actor=ACTOR, external_id="pets",
+                            answer="歡迎帶寵物入店。", phrasings=["可以帶狗進店裡嗎", "Can I bring my dog?"])
+    with database.session() as db:
+        assert index.get_index(db, workspace_id=workspace_id).calibration.source == fitted.source
+    assert embed_and_calibrate(database, workspace_id=workspace_id)["threshold"] is not None
+    assert embed_and_calibrate(database, workspace_id=workspace_id)["threshold"] is None  # nothing new to fit
+    with database.session() as db:
+        _, at = service.stored_calibration(db, workspace_id=workspace_id)
+        assert at == service.version(db, workspace_id=workspace_id) == fitted_version(fitted) + 1
+
+
+def fitted_version(fitted: calibration.Calibration) -> int:
+    return int(fitted.source.rsplit(" ", 1)[1])
+
+
+def test_out_of_scope_examples_are_handed_off_and_never_answered(database, workspace_id):
+    litter = ["你們有賣貓砂嗎", "Do you sell cat litter?", "有沒有寵物飼料"]
+    import_shop(database, workspace_id, [{"id": "not-ours", "kind": "out_of_scope", "questions": litter}])
+    embed_and_calibrate(database, workspace_id=workspace_id)
+    index.forget()
+    with database.session() as db:
+        built = index.get_index(db, workspace_id=workspace_id)
+        assert "not-ours" not in {item.external_id for item in built.items}
+        assert built.negatives is not None and set(litter) <= set(built.negatives.text)
+        for question in litter:
+            decision = service.match(db, workspace_id=workspace_id, question=question)
+            assert not decision.in_scope and decision.external_id != "not-ours"
+        assert service.match(db, workspace_id=workspace_id, question="退款大概幾天會到帳").in_scope
+        exported = service.export(db, workspace_id=workspace_id, format="jsonl")
+    row = next(json.loads(line) for line in exported.splitlines() if '"not-ours"' in line)
+    assert row["kind"] == "out_of_scope" and row["questions"] == litter
+
+
+def test_an_out_of_scope_item_needs_questions(database, workspace_id):
+    from tutti.platform.errors import InvalidInput
+
+    with database.session() as db, pytest.raises(InvalidInput) as error:
+        service.import_file(db, workspace_id=workspace_id, actor=ACTOR, filename="x.jsonl",
+                            data=json.dumps({"id": "x", "kind": "out_of_scope", "answer": "-"}))
+    assert "question" in str(error.value)
+
+
+def test_a_small_knowledge_base_has_no_classifier_and_uses_the_default(database, workspace_id):
+    rows = [{"id": key, "answer": f"({key})", "questions": SHOP[key]} for key in ("ship-fee", "returns", "hours")]
+    with database.session() as db:
+        service.import_file(db, workspace_id=workspace_id, actor=ACTOR, filename="s.jsonl",
+                            data="\n".join(json.dumps(r, ensure_ascii=False) for r in rows))
+    assert embed_and_calibrate(database, workspace_id=workspace_id)["threshold"] == calibration.DEFAULT.threshold
+    index.forget()
+    with database.session() as db:
+        small = index.get_index(db, workspace_id=workspace_id)
+        assert small.model is None and small.calibration.source == "default"
+        assert service.match(db, workspace_id=workspace_id, question="運費要多少錢").in_scope
+        assert not service.match(db, workspace_id=workspace_id, question="明天台北會下雨嗎").in_scope
