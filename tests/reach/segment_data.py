@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import MetaData, insert, inspect
+from sqlalchemy import MetaData, insert, inspect, select
 
 from tutti.audience.models import (
     AttributeDefinition,
@@ -64,7 +64,7 @@ def build(database: Database, workspace_id: int, seed: int, *, contacts: int = 8
         tag_ids = {}
         for name in TAGS:
             tag_ids[name] = db.execute(insert(Tag).values(workspace_id=workspace_id, name=name).returning(Tag.id)).scalar_one()
-        tables, links = {}, {}
+        tables, links, campaigns = {}, {}, {}
         if "click" in names:  # the tracking helper's tables, reflected: segments only read them
             meta = MetaData()
             meta.reflect(bind=db.connection(), only=["link", "click"])
@@ -73,6 +73,16 @@ def build(database: Database, workspace_id: int, seed: int, *, contacts: int = 8
                 links[campaign] = db.execute(insert(tables["link"]).values(
                     workspace_id=workspace_id, campaign_id=campaign, variant_id=0, position=0, url="https://example.com",
                     created_at=NOW).returning(tables["link"].c.id)).scalar_one()
+        if "delivery" in names:  # the campaigns' tables, likewise; deliveries need real campaign rows
+            meta = MetaData()
+            meta.reflect(bind=db.connection(), only=["campaign", "delivery"])
+            tables = {**tables, **meta.tables}
+            for slot in (1, 2):
+                campaigns[slot] = db.execute(insert(tables["campaign"]).values(
+                    workspace_id=workspace_id, name=f"c{slot}", kind="marketing", status="done", audience={}, channels=["line"],
+                    channel_ids={}, holdout_percent=0, attribution_days=7, costs={}, key_namespace=f"k{workspace_id}-{slot}",
+                    recipients_count=0, holdout_count=0, deliveries_count=0, sent_count=0, failed_count=0, cancelled_count=0,
+                    skipped={}, created_at=NOW, updated_at=NOW).returning(tables["campaign"].c.id)).scalar_one()
         ids = []
         for i in range(contacts):
             attributes = {k: v for k, t in ATTRIBUTES.items() if (v := _attr_value(rng, t)) is not None or rng.random() < 0.1}
@@ -110,6 +120,12 @@ def build(database: Database, workspace_id: int, seed: int, *, contacts: int = 8
                 for _ in range(rng.choice([1, 2])):
                     db.execute(insert(OrderLine).values(workspace_id=workspace_id, order_id=oid, sku=rng.choice(SKUS),
                                                         category=rng.choice(CATEGORIES), status=rng.choice(["ok", "ok", "refunded"])))
+            if campaigns:
+                for n in range(rng.choice([0, 0, 1, 2])):
+                    db.execute(insert(tables["delivery"]).values(
+                        workspace_id=workspace_id, campaign_id=campaigns[rng.choice([1, 2])], contact_id=cid, channel="line",
+                        address=f"U{cid}", key=f"d-{workspace_id}-{cid}-{n}", status=rng.choice(["sent", "sent", "failed", "queued", "cancelled"]),
+                        attempts=0, created_at=NOW, sent_at=_at(rng)))
             if "click" in names:
                 for _ in range(rng.choice([0, 0, 1, 2])):
                     campaign = rng.choice([1, 2])
@@ -130,11 +146,43 @@ def build(database: Database, workspace_id: int, seed: int, *, contacts: int = 8
     half = len(event_rows) // 2
     _events(database, event_rows[:half])
     if fold_at is not None:
-        from tutti.reach.segments import eventcounts
+        from tutti.reach.segments import eventcounts, orderfacts
 
         eventcounts.fold(database, workspace_id=workspace_id)
+        orderfacts.fold(database, workspace_id=workspace_id)
     _events(database, event_rows[half:])
-    return {"contacts": ids, "tags": tag_ids}
+    change_orders(database, workspace_id, rng, ids)
+    return {"contacts": ids, "tags": tag_ids, "campaigns": campaigns}
+
+
+def change_orders(database: Database, workspace_id: int, rng: random.Random, ids: list[int]) -> None:
+    """After the fold (when there is one): what happens to orders later, each through the path that really
+    does it — new orders, status changes and refunds, an order recorded again for another person, a merge,
+    an erasure — so the state's unfolded part is exercised too."""
+    from tutti.audience import commerce, contacts, privacy
+    from tutti.platform.audit import Actor
+
+    with database.session() as db:
+        live = [c for c in ids if db.get(Contact, c).merged_into_id is None and db.get(Contact, c).erased_at is None]
+        for n in range(rng.choice([0, 1, 2])):  # new orders, written straight in (new ids: no one needs telling)
+            oid = db.execute(insert(Order).values(
+                workspace_id=workspace_id, contact_id=rng.choice(ids), external_id=f"late-{n}", placed_at=_at(rng),
+                status=rng.choice(["completed", "paid", "cancelled"]), total=rng.choice([100, 800, 5000]), refunded_total=0,
+            ).returning(Order.id)).scalar_one()
+            db.execute(insert(OrderLine).values(workspace_id=workspace_id, order_id=oid, sku=rng.choice(SKUS),
+                                                category=rng.choice(CATEGORIES), status="ok"))
+        existing = [e for (e,) in db.execute(select(Order.external_id).where(Order.workspace_id == workspace_id).order_by(Order.id))]
+        for external_id in rng.sample(existing, min(len(existing), rng.choice([0, 1, 2]))):
+            commerce.set_order_status(db, workspace_id=workspace_id, external_id=external_id,
+                                      status=rng.choice(["refunded", "cancelled", "partially_refunded", "completed"]))
+        if existing and live and rng.random() < 0.5:
+            commerce.record_orders(db, workspace_id=workspace_id, orders=[commerce.NewOrder(
+                external_id=rng.choice(existing), contact_id=rng.choice(live), placed_at=_at(rng), total=rng.choice([300, 4000]),
+                lines=[commerce.NewOrderLine(sku=rng.choice(SKUS), category=rng.choice(CATEGORIES))])])
+        if len(live) > 3 and rng.random() < 0.4:
+            contacts.merge(db, workspace_id=workspace_id, winner_id=live[0], loser_id=live[1], reason="test", actor=Actor.system())
+        if len(live) > 3 and rng.random() < 0.4:
+            privacy.erase_contact(db, workspace_id=workspace_id, contact_id=live[2], actor=Actor.system())
 
 
 def _events(database: Database, rows: list[dict]) -> None:

@@ -1,5 +1,5 @@
 """Segments service: validation paths, live counts, refresh with entered/left, exclusion segments, the tick,
-merges and erasure, daily counts following merges, CSV export."""
+merges and erasure, daily counts following merges, order facts folded on the tick, CSV export."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from tutti.audience import consent, contacts, events, privacy, tags
+from tutti.audience import commerce, consent, contacts, events, privacy, tags
 from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
 from tutti.platform.errors import Conflict, InvalidInput
-from tutti.reach.segments import eventcounts, jobs, service
-from tutti.reach.segments.models import SegmentChange, SegmentMember
+from tutti.reach.segments import eventcounts, jobs, orderfacts, service
+from tutti.reach.segments.models import OrderBought, OrderSummary, SegmentChange, SegmentMember
 
 ACTOR = Actor.cli()
 VIP_LINE = {"op": "and", "children": [{"kind": "tag", "tag": "VIP"}, {"kind": "identity", "identity": "line_uid"}]}
@@ -145,6 +145,45 @@ def test_daily_counts_follow_merges(database, workspace_id):
         contacts.merge(db, workspace_id=wid, winner_id=a, loser_id=b, reason="manual", actor=ACTOR)
     with database.read_session() as db:
         assert [r["contact_id"] for r in service.members_page(db, workspace_id=wid, rules=rules)] == [a]
+
+
+def test_order_facts_fold_on_the_tick_and_follow_refunds_and_merges(database, workspace_id):
+    wid = workspace_id
+    now = utcnow()
+
+    def order(contact_id, key, total, days, category="保養"):
+        return commerce.NewOrder(contact_id=contact_id, external_id=key, placed_at=now - timedelta(days=days), total=total,
+                                 lines=[commerce.NewOrderLine(sku=key, category=category)])
+
+    with database.session() as db:
+        people = [_person(db, wid, n) for n in range(7)]
+        commerce.record_orders(db, workspace_id=wid, orders=[order(c, f"O{i}", 100 * (i + 1), 40 + i) for i, c in enumerate(people)])
+    bought = {"children": [{"kind": "bought", "category": "保養", "days": 90},
+                           {"kind": "group", "op": "and", "negate": True, "children": [{"kind": "bought", "category": "保養", "days": 30}]}]}
+    top = {"children": [{"kind": "rfm", "dimension": "monetary", "low": 5, "high": 5}]}
+
+    def members(rules):
+        with database.read_session() as db:
+            return [r["contact_id"] for r in service.members_page(db, workspace_id=wid, rules=rules)]
+
+    assert members(top) == [people[6]] and len(members(bought)) == 7  # nothing folded yet: read from the orders
+    jobs.segments_tick()
+    with database.read_session() as db:
+        assert orderfacts.workspaces_behind(db) == []
+        assert db.scalar(select(OrderSummary.spent).where(OrderSummary.contact_id == people[6])) == 700
+        assert db.scalar(select(OrderBought.last_at).where(OrderBought.contact_id == people[0], OrderBought.kind == "category")) is not None
+    assert members(top) == [people[6]] and len(members(bought)) == 7  # now from the state
+    with database.session() as db:
+        commerce.set_order_status(db, workspace_id=wid, external_id="O6", status="refunded")
+        commerce.record_orders(db, workspace_id=wid, orders=[order(people[0], "O7", 50, 3)])
+        contacts.merge(db, workspace_id=wid, winner_id=people[1], loser_id=people[4], reason="manual", actor=ACTOR)
+    # unfolded: the refunded buyer is out, the merged one ranks with both orders, a recent buyer leaves
+    expected = [people[1], people[2], people[3], people[5]]
+    assert members(top) == [people[1]] and members(bought) == expected
+    jobs.segments_tick()
+    with database.read_session() as db:
+        assert orderfacts.workspaces_behind(db) == []
+    assert members(top) == [people[1]] and members(bought) == expected
 
 
 def test_reachable_needs_consent_and_identity(database, workspace_id):

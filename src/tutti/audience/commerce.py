@@ -8,6 +8,7 @@ are statuses; order rows are never deleted, so revenue history can always be exp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -21,6 +22,18 @@ from tutti.platform.sql import upsert_rows
 
 PRODUCT_FIELDS = ("name", "category", "brand", "price", "currency", "url", "image_url", "properties")
 LINE_STATUSES = ("ok", "refunded", "cancelled")
+
+# Other parts that keep state derived from orders (segments' order facts) register here to hear which
+# contacts' existing orders changed, so Audience never imports their tables. Each hook gets
+# (db, workspace_id, contact_ids), inside the transaction that made the change.
+ORDER_CHANGE_HOOKS: list[Callable[[Session, int, list[int]], None]] = []
+
+
+def _orders_changed(db: Session, workspace_id: int, contact_ids) -> None:
+    ids = sorted({c for c in contact_ids if c is not None})
+    if ids:
+        for hook in ORDER_CHANGE_HOOKS:
+            hook(db, workspace_id, ids)
 _LIMITS = {"sku": 100, "name": 300, "category": 200, "brand": 200, "url": 1000, "image_url": 1000}
 
 
@@ -198,7 +211,13 @@ def record_orders(db: Session, *, workspace_id: int, orders: list[NewOrder]) -> 
         order_keys.append(key)
     if not rows:
         return []
+    # an existing order recorded again may change its status, total, lines or even its contact: both the
+    # contact it had and the one it gets are told (new orders need no telling: they are new ids)
+    before = dict(db.execute(select(Order.external_id, Order.contact_id)
+                             .where(Order.workspace_id == workspace_id, Order.external_id.in_(list(rows)))).all())
     upsert_rows(db, Order, list(rows.values()), conflict=("workspace_id", "external_id"), update=_ORDER_UPDATE)
+    if before:
+        _orders_changed(db, workspace_id, [*before.values(), *(rows[key]["contact_id"] for key in before)])
     ids = dict(db.execute(select(Order.external_id, Order.id).where(Order.workspace_id == workspace_id, Order.external_id.in_(list(rows)))).all())
     db.execute(delete(OrderLine).where(OrderLine.workspace_id == workspace_id, OrderLine.order_id.in_(list(ids.values())))
                .execution_options(synchronize_session=False))
@@ -263,6 +282,7 @@ def set_order_status(
         order.refunded_total = round(min(float(amount), float(order.total)), 2)
     order.updated_at = utcnow()
     db.flush()
+    _orders_changed(db, workspace_id, [order.contact_id])
     return order
 
 

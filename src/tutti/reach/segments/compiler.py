@@ -10,6 +10,8 @@ as the Python evaluator (evaluator.py) says. Windows are relative to `now` (inje
 
 Event counts without property filters read `event_daily_count` (days folded up to a watermark event id)
 plus the raw events of the partial first day and those newer than the watermark: exact, and small.
+"Bought X in a window" and RFM read the order facts per contact (orderfacts.py) for folded contacts and
+the orders themselves for the few contacts with newer orders or changes: exact too.
 """
 
 from __future__ import annotations
@@ -48,12 +50,20 @@ from tutti.audience.models import (
 )
 from tutti.platform.db import BigId, UTCDateTime
 from tutti.platform.errors import InvalidInput, NotFound
+from tutti.reach.segments import orderfacts as of
 from tutti.reach.segments import schema as s
 from tutti.reach.segments import sqlparts as sp
-from tutti.reach.segments.models import EventCountWatermark, EventDailyCount, Segment, SegmentMember
+from tutti.reach.segments.models import (
+    EventCountWatermark,
+    EventDailyCount,
+    OrderBought,
+    OrderFactWatermark,
+    OrderSummary,
+    Segment,
+    SegmentMember,
+)
 
-# orders that count: not cancelled, not wholly refunded (audience/commerce.py statuses)
-NOT_COUNTED_STATUSES = ("cancelled", "refunded")
+NOT_COUNTED_STATUSES = of.NOT_COUNTED_STATUSES  # orders that count: not cancelled, not wholly refunded
 CHANNEL_IDENTITY = {"line": "line_uid", "email": "email", "sms": "phone"}
 
 # The campaigns and tracking helpers own these tables; segments read only the agreed columns, so the
@@ -70,8 +80,9 @@ class Context:
     now: datetime
     attribute_types: dict[str, str] = field(default_factory=dict)  # custom attribute key -> type
     db: Session | None = None  # to read referenced segments' rules; without it, their materialised members
-    use_daily_counts: bool = True
+    use_daily_counts: bool = True  # read the state kept between refreshes (daily counts, order facts)
     watermark: int | None = None  # read beforehand when a session is at hand, so the planner sees the number
+    order_marks: tuple[int, int] | None = None  # (last_order_id, last_change_id), likewise
     _stack: tuple[int, ...] = ()
 
 
@@ -86,12 +97,17 @@ def members_select(*, workspace_id: int, rules, now: datetime | None = None, db:
     now = (now or datetime.now(UTC)).astimezone(UTC)
     if attribute_types is None and db is not None:
         attribute_types = load_attribute_types(db, workspace_id=workspace_id)
-    watermark = None
+    watermark = order_marks = None
     if db is not None and use_daily_counts:
         watermark = db.scalar(select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
                               .where(EventCountWatermark.workspace_id == workspace_id))
+        # a mark read now may be passed by a fold before the statement runs: harmless, as the contacts it
+        # folds are read from their orders anyway, and a fold only ever recomputes facts from the orders
+        order_marks = tuple(db.execute(select(OrderFactWatermark.last_order_id, OrderFactWatermark.last_change_id)
+                                       .where(OrderFactWatermark.workspace_id == workspace_id)).one_or_none() or (0, 0))
     ctx = Context(workspace_id=workspace_id, now=now, attribute_types=attribute_types or {}, db=db,
-                  use_daily_counts=use_daily_counts, watermark=watermark, _stack=(segment_id,) if segment_id else ())
+                  use_daily_counts=use_daily_counts, watermark=watermark, order_marks=order_marks,
+                  _stack=(segment_id,) if segment_id else ())
     return select(Contact.id.label("contact_id")).where(*live_contacts(workspace_id), group(rules.root, ctx, "rules"))
 
 
@@ -428,11 +444,10 @@ def _event_in(node: s.EventCondition, ctx: Context, predicate) -> ColumnElement:
 
 
 def counted_orders(ctx: Context) -> list[ColumnElement]:
-    return [Order.workspace_id == ctx.workspace_id, Order.status.not_in(NOT_COUNTED_STATUSES)]
+    return of.counted_orders(ctx.workspace_id)
 
 
-def spent():
-    return Order.total - Order.refunded_total
+spent = of.spent
 
 
 def _orders(node: s.OrdersCondition, ctx: Context, path: str) -> ColumnElement:
@@ -463,11 +478,24 @@ def _orders(node: s.OrdersCondition, ctx: Context, path: str) -> ColumnElement:
     return any_order(Order.placed_at >= day_start(day + timedelta(days=1)))  # after that day
 
 
+def unfolded(ctx: Context):
+    """Contacts whose order facts are not folded yet (their orders are read instead)."""
+    return of.unfolded_contacts(ctx.workspace_id, marks=ctx.order_marks)
+
+
 def _bought(node: s.BoughtCondition, ctx: Context, path: str) -> ColumnElement:
+    window = [Order.placed_at >= _since(ctx, node.days)] if node.days else []
     line = [OrderLine.workspace_id == ctx.workspace_id, OrderLine.order_id == Order.id, OrderLine.status == "ok"]
     line.append(OrderLine.sku == node.sku if node.sku is not None else OrderLine.category == node.category)
-    window = [Order.placed_at >= _since(ctx, node.days)] if node.days else []
-    return exists().where(Order.contact_id == Contact.id, *counted_orders(ctx), *window, exists().where(*line))
+    if not ctx.use_daily_counts:
+        return exists().where(Order.contact_id == Contact.id, *counted_orders(ctx), *window, exists().where(*line))
+    # folded contacts: the last time they bought it is in the window; the others: from their orders
+    kind, value = ("sku", node.sku) if node.sku is not None else ("category", node.category)
+    folded = select(OrderBought.contact_id).where(
+        OrderBought.workspace_id == ctx.workspace_id, OrderBought.kind == kind, OrderBought.value == value,
+        *([OrderBought.last_at >= _since(ctx, node.days)] if node.days else []), OrderBought.contact_id.not_in(unfolded(ctx)))
+    fresh = select(Order.contact_id).where(*counted_orders(ctx), *window, Order.contact_id.in_(unfolded(ctx)), exists().where(*line))
+    return _in(union_all(folded, fresh))
 
 
 # --- campaign engagement ------------------------------------------------------------------------------------
@@ -488,21 +516,61 @@ def _engagement(node: s.EngagementCondition, ctx: Context, path: str) -> ColumnE
 # --- RFM ----------------------------------------------------------------------------------------------------------
 
 
-def rfm_table(ctx: Context, dimension: str):
-    """Per buyer (live contact with an order that counts): the quintile 1–5 of one dimension (recency, frequency
-    or monetary). Ties are broken by contact id so the split is the same on every engine and every run."""
-    measure = {"recency": func.max(Order.placed_at), "frequency": func.count(), "monetary": func.sum(spent())}[dimension]
-    per_buyer = (select(Order.contact_id, measure.label("x"))
-                 .join(Contact, Contact.id == Order.contact_id)
-                 .where(*counted_orders(ctx), Contact.merged_into_id.is_(None), Contact.erased_at.is_(None))
-                 .group_by(Order.contact_id).subquery("buyers"))
-    b = per_buyer.c
-    return select(b.contact_id, func.ntile(5).over(order_by=(b.x, b.contact_id)).label("quintile")).subquery("rfm")
+_RFM_FACT = {"recency": "last_order_at", "frequency": "orders", "monetary": "spent"}
+
+
+def rfm_buyers(ctx: Context, dimension: str):
+    """(contact_id, x) per buyer (a live contact with an order that counts) for one RFM dimension: from the
+    order summary for folded contacts and from the orders for the others (or from the orders for all)."""
+    name = _RFM_FACT[dimension]
+    if not ctx.use_daily_counts:
+        facts = of.live_buyer_facts(ctx.workspace_id).subquery("facts")
+        return select(facts.c.contact_id, facts.c[name].label("x")).subquery("buyers")
+    folded = select(OrderSummary.contact_id, getattr(OrderSummary, name).label("x")).where(
+        OrderSummary.workspace_id == ctx.workspace_id, OrderSummary.contact_id.not_in(unfolded(ctx)))
+    facts = of.live_buyer_facts(ctx.workspace_id, only=unfolded(ctx)).subquery("facts")
+    return union_all(folded, select(facts.c.contact_id, facts.c[name])).subquery("buyers")
+
+
+def _least(a, b):
+    return case((a < b, a), else_=b)
+
+
+def _quintile_start(n, q: int):
+    """Rank (1-based) of the first buyer in quintile q of n, as NTILE(5) splits: the first n % 5 quintiles
+    hold one buyer more."""
+    return (q - 1) * (n // 5) + _least(literal(q - 1), n % 5) + 1
+
+
+def _quintile_end(n, q: int):
+    return q * (n // 5) + _least(literal(q), n % 5)
+
+
+def _from_count(ctx: Context, dimension: str, expression) -> ColumnElement:
+    """A scalar computed from the number of buyers (counted once for it), never negative: LIMIT and
+    OFFSET take it, and PostgreSQL refuses negatives where SQLite would read "no limit"."""
+    counted = select(func.count().label("n")).select_from(rfm_buyers(ctx, dimension)).subquery("counted")
+    value = expression(counted.c.n)
+    return select(case((value < 0, 0), else_=value)).scalar_subquery()
 
 
 def _rfm(node: s.RfmCondition, ctx: Context, path: str) -> ColumnElement:
-    rfm = rfm_table(ctx, node.dimension)
-    return _in(select(rfm.c.contact_id).where(rfm.c.quintile >= node.low, rfm.c.quintile <= node.high))
+    """Quintile low–high of a dimension, exactly as NTILE(5) OVER (ORDER BY x, contact_id) would give,
+    without ranking everyone: the members are a run of consecutive buyers in that order, so they are read
+    as ORDER BY … LIMIT/OFFSET from whichever end is nearer (an index walk over the order summary)."""
+    low, high, dim = node.low, node.high, node.dimension
+    buyers = rfm_buyers(ctx, dim)
+    descending = (6 - low) < high  # fewer buyers to walk from the top
+    order = (buyers.c.x.desc(), buyers.c.contact_id.desc()) if descending else (buyers.c.x, buyers.c.contact_id)
+    run = select(buyers.c.contact_id).order_by(*order)
+    if (descending and high == 5) or (not descending and low == 1):
+        if low == 1 and high == 5:
+            return _in(select(buyers.c.contact_id))
+        length = (lambda n: n - _quintile_start(n, low) + 1) if descending else (lambda n: _quintile_end(n, high))
+        return _in(run.limit(_from_count(ctx, dim, length)))
+    skip = (lambda n: n - _quintile_end(n, high)) if descending else (lambda n: _quintile_start(n, low) - 1)
+    length = lambda n: _quintile_end(n, high) - _quintile_start(n, low) + 1
+    return _in(run.offset(_from_count(ctx, dim, skip)).limit(_from_count(ctx, dim, length)))
 
 
 # --- other segments ----------------------------------------------------------------------------------------------
@@ -519,7 +587,8 @@ def _segment(node: s.SegmentRef, ctx: Context, path: str) -> ColumnElement:
         if stored is None:
             raise NotFound(f"{path}.segment_id: no segment {node.segment_id} in this workspace", field=f"{path}.segment_id")
         inner = Context(workspace_id=ctx.workspace_id, now=ctx.now, attribute_types=ctx.attribute_types, db=ctx.db,
-                        use_daily_counts=ctx.use_daily_counts, watermark=ctx.watermark, _stack=(*ctx._stack, node.segment_id))
+                        use_daily_counts=ctx.use_daily_counts, watermark=ctx.watermark, order_marks=ctx.order_marks,
+                        _stack=(*ctx._stack, node.segment_id))
         inside = group(s.parse(stored).root, inner, path)
     return inside if node.op == "in" else not_(inside)
 

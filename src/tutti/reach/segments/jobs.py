@@ -1,5 +1,5 @@
-"""Segments' background work: on the one-minute tick, fold new events into the daily counts and refresh
-the segments that are due. Each workspace and segment is its own transaction: one failing is logged and
+"""Segments' background work: on the one-minute tick, fold new events into the daily counts and new or
+changed orders into the order facts, and refresh the segments that are due. Each workspace and segment is its own transaction: one failing is logged and
 the others go on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import logging
 
 from tutti.platform.db import get_database
 from tutti.platform.jobs import on_tick, task
-from tutti.reach.segments import eventcounts, service
+from tutti.reach.segments import eventcounts, orderfacts, service
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,13 @@ def fold_all() -> None:
             eventcounts.fold(database, workspace_id=workspace_id, max_batches=1)
         except Exception:  # the next tick tries again; counts stay exact meanwhile
             log.exception("folding event counts failed", extra={"workspace_id": workspace_id})
+    with database.read_session() as db:
+        behind = orderfacts.workspaces_behind(db)
+    for workspace_id in behind:
+        try:
+            orderfacts.fold(database, workspace_id=workspace_id)
+        except Exception:  # likewise: unfolded contacts are read from their orders meanwhile
+            log.exception("folding order facts failed", extra={"workspace_id": workspace_id})
 
 
 def refresh_due() -> int:

@@ -200,10 +200,11 @@ def due_segments(db: Session, *, now: datetime | None = None) -> list[tuple[int,
 
 
 def refresh_with_counts(database: Database, *, workspace_id: int, segment_id: int, trigger: str = "manual") -> tuple[int, int, int]:
-    """Fold new events into the daily counts first (so the refresh reads few raw events), then refresh."""
-    from tutti.reach.segments import eventcounts
+    """Fold new events and orders into the state first (so the refresh reads few raw rows), then refresh."""
+    from tutti.reach.segments import eventcounts, orderfacts
 
     eventcounts.fold(database, workspace_id=workspace_id)
+    orderfacts.fold(database, workspace_id=workspace_id)
     with database.session() as db:
         return refresh(db, workspace_id=workspace_id, segment_id=segment_id, trigger=trigger)
 
