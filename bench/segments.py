@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import bindparam, inspect, text
 
 from tutti.platform import migrate
 from tutti.platform.db import Database, UTCDateTime
-from tutti.reach.segments import eventcounts, service
+from tutti.reach.segments import eventcounts, orderfacts, service
 
 CATEGORY = "保養"
 CITY = "台北市"
@@ -34,11 +35,16 @@ def emit(**figure) -> None:
     print(json.dumps({"bench": "segments", **figure}, ensure_ascii=False), flush=True)
 
 
-def ensure_tables(database: Database) -> None:
-    """Databases built before segments (or tracking) existed get the missing tables (nothing else changes)."""
+def ensure_tables(database: Database, url: str) -> None:
+    """A database built by the migrations is migrated to the newest schema; one built before segments (or
+    tracking) existed gets the missing tables (nothing else changes)."""
+    if "alembic_version" in inspect(database.engine).get_table_names():
+        migrate.upgrade(url)
+        return
     metadata = migrate.all_metadata()
     wanted = [t for t in metadata.sorted_tables if t.name in (
-        "segment", "segment_member", "segment_refresh", "segment_change", "event_daily_count", "event_count_watermark", "link", "click")]
+        "segment", "segment_member", "segment_refresh", "segment_change", "event_daily_count", "event_count_watermark", "link", "click",
+        "order_summary", "order_bought", "order_fact_change", "order_fact_watermark")]
     metadata.create_all(database.engine, tables=wanted, checkfirst=True)
 
 
@@ -71,12 +77,21 @@ SEGMENTS = [
      {"op": "and", "children": [{"kind": "attribute", "field": "city", "op": "equals", "value": CITY}, {"kind": "tag", "tag": "VIP"}]},
      f"""SELECT count(*) FROM contact c WHERE {LIVE} AND c.city = :city AND EXISTS (
            SELECT 1 FROM contact_tag ct JOIN tag t ON t.id = ct.tag_id
-           WHERE ct.contact_id = c.id AND t.workspace_id = :w AND t.name = 'VIP' AND (ct.expires_at IS NULL OR ct.expires_at > :now))"""),
+           WHERE ct.contact_id = c.id AND t.workspace_id = :w AND t.name = 'VIP' AND (ct.expires_at IS NULL OR ct.expires_at > :now))""", None),
     ("event_count_30d", "Product Viewed at least 3 times in the last 30 days",
      {"op": "and", "children": [{"kind": "event", "name": "Product Viewed", "op": "at_least", "times": 3, "days": 30}]},
      f"""SELECT count(*) FROM contact c WHERE {LIVE} AND c.id IN (
            SELECT contact_id FROM event WHERE workspace_id = :w AND name = 'Product Viewed' AND occurred_at >= :d30
-           GROUP BY contact_id HAVING count(*) >= 3)"""),
+           GROUP BY contact_id HAVING count(*) >= 3)""",
+     # the daily counts of the days wholly inside the window, plus the window's partial first day from the events
+     # (everything is folded right before the counts, so no event is above the watermark)
+     f"""SELECT count(*) FROM contact c WHERE {LIVE} AND c.id IN (
+           SELECT contact_id FROM (
+             SELECT contact_id, n FROM event_daily_count WHERE workspace_id = :w AND name = 'Product Viewed' AND day > :d30day
+             UNION ALL
+             SELECT contact_id, 1 FROM event WHERE workspace_id = :w AND name = 'Product Viewed' AND occurred_at >= :d30
+               AND occurred_at < :d30next) AS counted
+           GROUP BY contact_id HAVING sum(n) >= 3)"""),
     ("bought_category_90_not_30", "bought 保養 in the last 90 days but not in the last 30",
      {"op": "and", "children": [{"kind": "bought", "category": CATEGORY, "days": 90},
                                 {"kind": "group", "op": "and", "negate": True, "children": [{"kind": "bought", "category": CATEGORY, "days": 30}]}]},
@@ -86,7 +101,10 @@ SEGMENTS = [
                          AND l.category = :category AND l.status = 'ok')
            AND NOT EXISTS (SELECT 1 FROM orders o JOIN order_line l ON l.order_id = o.id
                        WHERE o.contact_id = c.id AND o.workspace_id = :w AND {COUNTED} AND o.placed_at >= :d30
-                         AND l.category = :category AND l.status = 'ok')"""),
+                         AND l.category = :category AND l.status = 'ok')""",
+     f"""SELECT count(*) FROM contact c WHERE {LIVE}
+           AND c.id IN (SELECT contact_id FROM order_bought WHERE workspace_id = :w AND kind = 'category' AND value = :category AND last_at >= :d90)
+           AND c.id NOT IN (SELECT contact_id FROM order_bought WHERE workspace_id = :w AND kind = 'category' AND value = :category AND last_at >= :d30)"""),
     ("rfm_top_monetary_with_line", "monetary quintile 5 AND reachable on LINE",
      {"op": "and", "children": [{"kind": "rfm", "dimension": "monetary", "low": 5, "high": 5}, {"kind": "reachable", "channel": "line"}]},
      f"""WITH buyers AS (
@@ -95,13 +113,25 @@ SEGMENTS = [
          q AS (SELECT contact_id, ntile(5) OVER (ORDER BY money, contact_id) AS m FROM buyers)
          SELECT count(*) FROM contact c JOIN q ON q.contact_id = c.id AND q.m = 5 WHERE {LIVE}
            AND EXISTS (SELECT 1 FROM consent s WHERE s.contact_id = c.id AND s.workspace_id = :w AND s.channel = 'line' AND s.status = 'subscribed')
+           AND EXISTS (SELECT 1 FROM identity i WHERE i.contact_id = c.id AND i.workspace_id = :w AND i.kind = 'line_uid')""",
+     # NTILE(5)'s fifth quintile is the last n / 5 buyers (the first n % 5 quintiles get the extra ones)
+     f"""SELECT count(*) FROM contact c WHERE {LIVE}
+           AND c.id IN (SELECT contact_id FROM order_summary WHERE workspace_id = :w ORDER BY spent DESC, contact_id DESC
+                        LIMIT (SELECT count(*) / 5 FROM order_summary WHERE workspace_id = :w))
+           AND EXISTS (SELECT 1 FROM consent s WHERE s.contact_id = c.id AND s.workspace_id = :w AND s.channel = 'line' AND s.status = 'subscribed')
            AND EXISTS (SELECT 1 FROM identity i WHERE i.contact_id = c.id AND i.workspace_id = :w AND i.kind = 'line_uid')"""),
     ("not_clicked_60d", "NOT clicked anything in the last 60 days",
      {"op": "and", "children": [{"kind": "group", "op": "and", "negate": True,
                                  "children": [{"kind": "engagement", "op": "clicked_any", "days": 60}]}]},
      f"""SELECT count(*) FROM contact c WHERE {LIVE} AND NOT EXISTS (
-           SELECT 1 FROM click k WHERE k.contact_id = c.id AND k.workspace_id = :w AND k.clicked_at >= :d60)"""),
+           SELECT 1 FROM click k WHERE k.contact_id = c.id AND k.workspace_id = :w AND k.clicked_at >= :d60)""", None),
 ]
+
+
+def hand_query(sql: str, params: dict):
+    """The statement and the parameters it uses (times typed as Tutti stores them, for SQLite's text)."""
+    statement = text(sql).bindparams(*[bindparam(p, type_=UTCDateTime()) for p in ("now", "d30", "d60", "d90", "d30next") if f":{p}" in sql])
+    return statement, {k: v for k, v in params.items() if f":{k}" in sql}
 
 
 def best_of(repeat: int, run) -> tuple[float, object]:
@@ -121,7 +151,7 @@ def main() -> int:
     args = parser.parse_args()
     database = Database(args.database)
     engine = database.dialect
-    ensure_tables(database)
+    ensure_tables(database, args.database)
     now = datetime.now(UTC)
     with database.read_session() as db:
         workspace_id, contacts, events = db.execute(text(
@@ -135,30 +165,40 @@ def main() -> int:
     mark = eventcounts.fold(database, workspace_id=workspace_id)
     emit(figure="fold_seconds", value=round(time.perf_counter() - started, 2), unit="s", watermark=mark,
          note="all events above the watermark; the first run folds the whole history", **common)
+    started = time.perf_counter()
+    marks = orderfacts.fold(database, workspace_id=workspace_id)
+    emit(figure="order_fold_seconds", value=round(time.perf_counter() - started, 2), unit="s", watermark=list(marks),
+         note="orders and changes above the watermark; the first run builds the whole workspace", **common)
     with database.read_session() as db:
-        emit(figure="event_daily_count_rows", value=db.scalar(text("SELECT count(*) FROM event_daily_count WHERE workspace_id = :w"),
-                                                                {"w": workspace_id}), unit="rows", **common)
+        for table in ("event_daily_count", "order_summary", "order_bought"):
+            emit(figure=f"{table}_rows", value=db.scalar(text(f"SELECT count(*) FROM {table} WHERE workspace_id = :w"), {"w": workspace_id}),
+                 unit="rows", **common)
     with database.engine.connect() as connection:  # fresh statistics (and, on PostgreSQL, the visibility map that
         # index-only scans need, which autovacuum would set later) after the big writes above
         connection = connection.execution_options(isolation_level="AUTOCOMMIT")
-        connection.execute(text("VACUUM ANALYZE event_daily_count" if engine == "postgresql" else "ANALYZE"))
         if engine == "postgresql":
-            connection.execute(text("ANALYZE"))
+            for table in ("event_daily_count", "order_summary", "order_bought"):
+                connection.execute(text(f"VACUUM ANALYZE {table}"))
+        connection.execute(text("ANALYZE"))
 
-    params = {"w": workspace_id, "city": CITY, "category": CATEGORY, "now": now, "d30": now - timedelta(days=30),
-              "d60": now - timedelta(days=60), "d90": now - timedelta(days=90)}
+    d30 = now - timedelta(days=30)
+    params = {"w": workspace_id, "city": CITY, "category": CATEGORY, "now": now, "d30": d30, "d60": now - timedelta(days=60),
+              "d90": now - timedelta(days=90), "d30day": d30.date(),
+              "d30next": datetime.combine(d30.date() + timedelta(days=1), datetime.min.time(), tzinfo=UTC)}
     only = set(args.only.split(",")) if args.only else None
-    for name, meaning, rules, sql in SEGMENTS:
+    for name, meaning, rules, sql, state_sql in SEGMENTS:
         if only and name not in only:
             continue
-        hand = text(sql).bindparams(*[bindparam(p, type_=UTCDateTime()) for p in ("now", "d30", "d60", "d90") if f":{p}" in sql])
-        used = {k: v for k, v in params.items() if f":{k}" in sql}
         with database.read_session() as db:
             compiled_s, compiled_n = best_of(args.repeat, lambda r=rules: service.count(db, workspace_id=workspace_id, rules=r, now=now))
-            hand_s, hand_n = best_of(args.repeat, lambda h=hand, u=used: db.scalar(h, u))
+            hand, state = hand_query(sql, params), hand_query(state_sql, params) if state_sql else None
+            hand_s, hand_n = best_of(args.repeat, lambda q=hand: db.scalar(*q))
+            state_s, state_n = best_of(args.repeat, lambda q=state: db.scalar(*q)) if state else (None, None)
         emit(figure="count_seconds", segment=name, meaning=meaning, compiled_s=round(compiled_s, 3), hand_written_s=round(hand_s, 3),
              ratio=round(compiled_s / hand_s, 2) if hand_s else None, count=compiled_n, hand_count=hand_n, equal=compiled_n == hand_n,
-             under_1s=compiled_s < 1.0, **common)
+             hand_written_state_s=round(state_s, 3) if state_s else None,
+             ratio_state=round(compiled_s / state_s, 2) if state_s else None, state_count=state_n,
+             under_1s=compiled_s < 1.0, load_average=round(os.getloadavg()[0], 2), **common)
 
     # folding only what is new: one more event, then fold again
     with database.session() as db:

@@ -34,6 +34,7 @@ def upgrade() -> None:
     sa.Column('workspace_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('last_order_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('last_change_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('buyers', sa.Integer(), nullable=False),
     sa.Column('updated_at', tutti.platform.db.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspace.id'], name=op.f('fk_order_fact_watermark_workspace_id_workspace'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('workspace_id', name=op.f('pk_order_fact_watermark'))

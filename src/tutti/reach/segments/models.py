@@ -153,6 +153,7 @@ class OrderFactWatermark(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"), primary_key=True)
     last_order_id: Mapped[int] = mapped_column(BigId, default=0)
     last_change_id: Mapped[int] = mapped_column(BigId, default=0)
+    buyers: Mapped[int] = mapped_column(Integer, default=0)  # rows in order_summary: RFM's n without counting them
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

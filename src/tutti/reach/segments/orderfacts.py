@@ -61,6 +61,17 @@ def unfolded_contacts(workspace_id: int, *, marks: tuple[int, int] | None = None
     return union(newer, changed)
 
 
+def buyers_count(workspace_id: int, *, unfolded) -> ColumnElement:
+    """How many live buyers there are, without counting the summary's rows: the fold's count of them, less
+    those of unfolded contacts, plus the unfolded contacts who are buyers by their orders. Read in one
+    statement with the summary, so the three agree."""
+    folded = func.coalesce(select(OrderFactWatermark.buyers).where(OrderFactWatermark.workspace_id == workspace_id).scalar_subquery(), 0)
+    stale = select(func.count()).select_from(OrderSummary).where(
+        OrderSummary.workspace_id == workspace_id, OrderSummary.contact_id.in_(unfolded)).scalar_subquery()
+    fresh = select(func.count()).select_from(live_buyer_facts(workspace_id, only=unfolded).subquery("fresh_buyers")).scalar_subquery()
+    return folded - stale + fresh
+
+
 def live_buyer_facts(workspace_id: int, *, only=None) -> Select:
     """(contact_id, orders, spent, last_order_at) of live contacts with orders that count, from the orders."""
     where = [*counted_orders(workspace_id), Contact.merged_into_id.is_(None), Contact.erased_at.is_(None)]
@@ -118,7 +129,7 @@ def fold(database: Database, *, workspace_id: int) -> tuple[int, int]:
     upto_order, upto_change = safe_max_ids(database, workspace_id=workspace_id)
     with database.session() as db:
         first = insert_ignore(db, OrderFactWatermark, [{"workspace_id": workspace_id, "last_order_id": 0, "last_change_id": 0,
-                                                        "updated_at": utcnow()}], conflict=("workspace_id",)) == 1
+                                                        "buyers": 0, "updated_at": utcnow()}], conflict=("workspace_id",)) == 1
         # the row lock makes a second fold of the same workspace wait, then see the moved watermark
         last_order, last_change = db.execute(select(OrderFactWatermark.last_order_id, OrderFactWatermark.last_change_id)
                                              .where(OrderFactWatermark.workspace_id == workspace_id).with_for_update()).one()
@@ -132,8 +143,10 @@ def fold(database: Database, *, workspace_id: int) -> tuple[int, int]:
             recompute(db, workspace_id=workspace_id)
         else:
             recompute(db, workspace_id=workspace_id, only=select(changed.c.contact_id))
+        buyers = db.scalar(select(func.count()).select_from(OrderSummary).where(OrderSummary.workspace_id == workspace_id))
         db.execute(OrderFactWatermark.__table__.update().where(OrderFactWatermark.workspace_id == workspace_id)
-                   .values(last_order_id=max(last_order, upto_order), last_change_id=max(last_change, upto_change), updated_at=utcnow()))
+                   .values(last_order_id=max(last_order, upto_order), last_change_id=max(last_change, upto_change), buyers=buyers,
+                           updated_at=utcnow()))
         return max(last_order, upto_order), max(last_change, upto_change)
 
 
