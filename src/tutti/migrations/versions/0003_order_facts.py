@@ -1,7 +1,7 @@
 """order facts: per-contact order summary and last-bought times, kept between segment refreshes
 
-Revision ID: 0002_order_facts
-Revises: 0001_initial
+Revision ID: 0003_order_facts
+Revises: 0002_knowledge_calibration
 Create Date: 2026-12-04 14:02:00.601672
 """
 
@@ -11,8 +11,8 @@ from sqlalchemy import Text  # noqa: F401  (autogenerate writes JSONB(astext_typ
 import tutti.platform.db  # noqa: F401  (column types used by autogenerate)
 
 
-revision = '0002_order_facts'
-down_revision = '0001_initial'
+revision = '0003_order_facts'
+down_revision = '0002_knowledge_calibration'
 branch_labels = None
 depends_on = None
 
