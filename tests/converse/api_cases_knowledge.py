@@ -82,6 +82,9 @@ TENANCY = {
     ("POST", f"{K}/gaps/faq"): foreign(
         lambda m, t: (f"{K}/gaps/faq", {"gap_ids": [t.parts["knowledge_gap"]], "answer": "stolen"})
     ),
+    ("POST", f"{K}/gaps/out-of-scope"): foreign(
+        lambda m, t: (f"{K}/gaps/out-of-scope", {"gap_ids": [t.parts["knowledge_gap"]]})
+    ),
     ("POST", f"{K}/gaps/dismiss"): write(
         lambda m, t: (f"{K}/gaps/dismiss", {"gap_ids": [t.parts["knowledge_gap"]]}),
         lambda response, m, t: _dismissed_none(response),
@@ -112,6 +115,10 @@ ROLES = {
     ("POST", f"{K}/gaps/faq"): (
         "knowledge.manage",
         lambda s: (f"{K}/gaps/faq", {"gap_ids": [_fresh_gap(s)], "answer": "We do."}),
+    ),
+    ("POST", f"{K}/gaps/out-of-scope"): (
+        "knowledge.manage",
+        lambda s: (f"{K}/gaps/out-of-scope", {"gap_ids": [_fresh_gap(s)]}),
     ),
     ("POST", f"{K}/gaps/dismiss"): (
         "knowledge.manage",

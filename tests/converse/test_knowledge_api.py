@@ -91,3 +91,30 @@ def test_gaps_are_clustered_and_become_an_faq(client, database, make_workspace):
     assert sum(c["count"] for c in left) == 4 - biggest["count"]
     answer = client.post(f"{K}/ask", headers=auth, json={"question": "有沒有賣禮物卡"}).json()
     assert answer["knowledge_id"] == added.json()["id"]
+
+
+def test_gaps_marked_out_of_scope_are_handed_off_from_then_on(client, database, make_workspace):
+    workspace_id, key, _ = make_workspace("Out of scope shop")
+    auth = bearer(key)
+    shipping = {"answer": "滿 NT$990 免運", "phrasings": ["運費多少", "How much is shipping?"]}
+    assert client.post(f"{K}/items", headers=auth, json=shipping).status_code == 201
+    with database.session() as db:
+        for question in ("你們有賣貓砂嗎", "有沒有賣貓砂"):
+            gaps.record(db, workspace_id=workspace_id, question=question, confidence=0.3)
+    cluster = client.get(f"{K}/gaps", headers=auth).json()["clusters"][0]
+    marked = client.post(f"{K}/gaps/out-of-scope", headers=auth, json={"gap_ids": cluster["gap_ids"]})
+    assert marked.status_code == 200, marked.text
+    item = marked.json()
+    assert item["kind"] == "out_of_scope" and set(item["phrasings"]) == set(cluster["questions"])
+    assert client.get(f"{K}/gaps", headers=auth).json()["clusters"] == []
+    with database.session() as db:  # a later cluster joins the same item
+        gap = gaps.record(db, workspace_id=workspace_id, question="Do you sell cat litter?", confidence=0.2)
+        db.flush()
+        gap_id = gap.id
+    again = client.post(f"{K}/gaps/out-of-scope", headers=auth, json={"gap_ids": [gap_id]}).json()
+    assert again["id"] == item["id"] and "Do you sell cat litter?" in again["phrasings"]
+    asked = client.post(f"{K}/ask", headers=auth, json={"question": "你們有賣貓砂嗎"}).json()
+    assert asked["action"] == "handoff" and asked["knowledge_id"] != item["id"]
+    answered = client.post(f"{K}/ask", headers=auth, json={"question": "運費要多少錢"}).json()
+    assert answered["action"] == "answer"
+    assert client.post(f"{K}/gaps/out-of-scope", headers=auth, json={"gap_ids": [999999]}).status_code == 404

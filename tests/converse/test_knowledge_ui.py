@@ -82,3 +82,16 @@ def test_pages(client, database, workspace_id):
     )
     assert added.status_code == 200 and "你們有賣禮物卡嗎" in added.text
     assert "knowledge.no_gaps" not in client.get("/knowledge/gaps").text
+
+
+def test_a_gap_marked_out_of_scope_shows_in_the_list(client, database, workspace_id):
+    with database.session() as db:
+        gaps.record(db, workspace_id=workspace_id, question="你們有賣貓砂嗎")
+    csrf = _login(client, database, workspace_id)
+    gaps_page = client.get("/knowledge/gaps")
+    assert 'data-testid="mark-out-of-scope"' in gaps_page.text
+    ids = re.search(r'name="gap_ids" value="([^"]+)"', gaps_page.text).group(1)
+    marked = client.post("/knowledge/gaps/out-of-scope", data={"csrf_token": csrf, "gap_ids": ids}, follow_redirects=True)
+    assert marked.status_code == 200 and "你們有賣貓砂嗎" not in marked.text
+    listing = client.get("/knowledge")
+    assert "Out of scope" in listing.text and ("範圍外" in listing.text or "Out of scope: hand off" in listing.text)

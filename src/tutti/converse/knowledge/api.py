@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from tutti.converse.knowledge import gaps, service
+from tutti.converse.knowledge.jobs import embed_after_commit
 from tutti.platform.api import allowed
 from tutti.platform.auth import ApiContext, get_db
 from tutti.platform.errors import InvalidInput, TooLarge
@@ -133,15 +134,6 @@ def _item(db: Session, ctx: ApiContext, item_id: int) -> dict:
     return service.as_dict(item, phrasings)
 
 
-def _embed_after_commit(db: Session, workspace_id: int) -> None:
-    """Queue the embedding job once the import is committed (a rolled-back import queues nothing)."""
-    from sqlalchemy import event
-
-    from tutti.converse.knowledge.jobs import embed_knowledge
-
-    event.listen(db, "after_commit", lambda _session: embed_knowledge(workspace_id), once=True)
-
-
 @router.get("/knowledge/items", response_model=ItemPage)
 def list_items(
     search: Text(200) | None = None,
@@ -161,6 +153,7 @@ def list_items(
 @router.post("/knowledge/items", response_model=ItemOut, status_code=201)
 def create_item(body: ItemIn, ctx: ApiContext = MANAGE, db: Session = get_db) -> dict:
     item = service.create_item(db, workspace_id=ctx.workspace_id, actor=ctx.actor, **body.model_dump())
+    embed_after_commit(db, ctx.workspace_id)
     return _item(db, ctx, item.id)
 
 
@@ -173,12 +166,14 @@ def get_item(item_id: IdPath, ctx: ApiContext = READ, db: Session = get_db) -> d
 def update_item(item_id: IdPath, body: ItemPatch, ctx: ApiContext = MANAGE, db: Session = get_db) -> dict:
     changes = body.model_dump(exclude_unset=True)
     service.update_item(db, workspace_id=ctx.workspace_id, actor=ctx.actor, item_id=item_id, changes=changes)
+    embed_after_commit(db, ctx.workspace_id)
     return _item(db, ctx, item_id)
 
 
 @router.delete("/knowledge/items/{item_id}", status_code=204)
 def delete_item(item_id: IdPath, ctx: ApiContext = MANAGE, db: Session = get_db) -> Response:
     service.delete_item(db, workspace_id=ctx.workspace_id, actor=ctx.actor, item_id=item_id)
+    embed_after_commit(db, ctx.workspace_id)
     return Response(status_code=204)
 
 
@@ -244,7 +239,7 @@ async def import_file(
     summary = service.import_file(
         db, workspace_id=ctx.workspace_id, actor=ctx.actor, filename=filename, data=data, replace=replace
     )
-    _embed_after_commit(db, ctx.workspace_id)
+    embed_after_commit(db, ctx.workspace_id)
     return summary
 
 
@@ -278,6 +273,15 @@ def list_gaps(limit: int = Query(50, ge=1, le=200), ctx: ApiContext = READ, db: 
 @router.post("/knowledge/gaps/faq", response_model=ItemOut, status_code=201)
 def add_gap_faq(body: AddFaqIn, ctx: ApiContext = MANAGE, db: Session = get_db) -> dict:
     item = gaps.add_as_faq(db, workspace_id=ctx.workspace_id, actor=ctx.actor, **body.model_dump())
+    embed_after_commit(db, ctx.workspace_id)
+    return _item(db, ctx, item.id)
+
+
+@router.post("/knowledge/gaps/out-of-scope", response_model=ItemOut)
+def mark_gaps_out_of_scope(body: DismissIn, ctx: ApiContext = MANAGE, db: Session = get_db) -> dict:
+    """Add these questions to the workspace's out-of-scope examples: questions like them are handed off."""
+    item = gaps.mark_out_of_scope(db, workspace_id=ctx.workspace_id, actor=ctx.actor, gap_ids=body.gap_ids)
+    embed_after_commit(db, ctx.workspace_id)
     return _item(db, ctx, item.id)
 
 

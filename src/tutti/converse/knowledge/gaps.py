@@ -115,17 +115,7 @@ def add_as_faq(
     """Create an FAQ item whose phrasings are the cluster's questions, and close those gaps."""
     from tutti.converse.knowledge import service
 
-    if not gap_ids:
-        raise InvalidInput("name the questions (gap_ids) to answer", field="gap_ids")
-    gaps = list(
-        db.scalars(
-            select(KnowledgeGap).where(
-                KnowledgeGap.workspace_id == workspace_id, KnowledgeGap.id.in_(gap_ids)
-            )
-        )
-    )
-    if len(gaps) != len(set(gap_ids)):
-        raise NotFound("some of these questions are not in this workspace's gaps")
+    gaps = _gaps(db, workspace_id, gap_ids)
     phrasings = ([question] if question else []) + [g.question for g in gaps]
     item = service.create_item(
         db,
@@ -143,6 +133,45 @@ def add_as_faq(
         .values(status="added", added_item_id=item.id)
     )
     return item
+
+
+OUT_OF_SCOPE_ID = "out-of-scope"
+
+
+def mark_out_of_scope(db: Session, *, workspace_id: int, actor: Actor, gap_ids: list[int]):
+    """Add the cluster's questions to the workspace's out-of-scope examples (one item of kind
+    `out_of_scope`, made on first use) and close those gaps: questions like them are handed off without
+    guessing, and the next calibration learns from them."""
+    from tutti.converse.knowledge import service
+    from tutti.converse.knowledge.models import KnowledgeItem
+
+    gaps = _gaps(db, workspace_id, gap_ids)
+    item = db.scalar(select(KnowledgeItem).where(KnowledgeItem.workspace_id == workspace_id,
+                                                 KnowledgeItem.external_id == OUT_OF_SCOPE_ID))
+    questions = [g.question for g in gaps]
+    if item is None:
+        item = service.create_item(db, workspace_id=workspace_id, actor=actor, external_id=OUT_OF_SCOPE_ID,
+                                   kind="out_of_scope", answer="", title="Out of scope", phrasings=questions)
+    else:
+        known = service.phrasings_of(db, workspace_id=workspace_id, item_ids=[item.id])[item.id]
+        item = service.update_item(db, workspace_id=workspace_id, actor=actor, item_id=item.id,
+                                   changes={"phrasings": known + questions})
+    db.execute(
+        update(KnowledgeGap)
+        .where(KnowledgeGap.id.in_([g.id for g in gaps]))
+        .values(status="added", added_item_id=item.id)
+    )
+    return item
+
+
+def _gaps(db: Session, workspace_id: int, gap_ids: list[int]) -> list[KnowledgeGap]:
+    if not gap_ids:
+        raise InvalidInput("name the questions (gap_ids)", field="gap_ids")
+    gaps = list(db.scalars(select(KnowledgeGap).where(KnowledgeGap.workspace_id == workspace_id,
+                                                      KnowledgeGap.id.in_(gap_ids))))
+    if len(gaps) != len(set(gap_ids)):
+        raise NotFound("some of these questions are not in this workspace's gaps")
+    return gaps
 
 
 def dismiss(db: Session, *, workspace_id: int, gap_ids: list[int]) -> int:

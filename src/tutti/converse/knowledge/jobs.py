@@ -7,6 +7,23 @@ from tutti.platform.db import get_database
 from tutti.platform.jobs import task
 
 
+def embed_after_commit(db, workspace_id: int) -> None:
+    """Queue the knowledge job once this session's change is committed (a rolled-back change queues nothing;
+    several changes in one transaction queue it once)."""
+    from sqlalchemy import event
+
+    queued = db.info.setdefault("knowledge_job_queued", set())
+    if workspace_id in queued:
+        return
+    queued.add(workspace_id)
+
+    def queue(session) -> None:
+        session.info.get("knowledge_job_queued", set()).discard(workspace_id)
+        embed_knowledge(workspace_id)
+
+    event.listen(db, "after_commit", queue, once=True)
+
+
 @task()
 def embed_knowledge(workspace_id: int) -> None:
     """Embed and calibrate (repeated messages are harmless: see embed_and_calibrate)."""

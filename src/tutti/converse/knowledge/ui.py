@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
 from tutti.converse.knowledge import gaps, service
+from tutti.converse.knowledge.jobs import embed_after_commit
 from tutti.platform.errors import TuttiError
 from tutti.web.pages import render
 from tutti.web.session import PageError, UiContext, page_context
@@ -83,12 +84,7 @@ async def knowledge_import(request: Request, ui: UiContext = page_context):
                 else [{"row": 0, "field": error.field, "message": error.message}]
             )
     if summary is not None:
-        from sqlalchemy import event
-
-        from tutti.converse.knowledge.jobs import embed_knowledge
-
-        workspace_id = ui.workspace_id
-        event.listen(ui.db, "after_commit", lambda _s: embed_knowledge(workspace_id), once=True)
+        embed_after_commit(ui.db, ui.workspace_id)
     items, total = service.list_items(ui.db, workspace_id=ui.workspace_id, limit=PAGE)
     return render(
         ui,
@@ -130,6 +126,7 @@ async def knowledge_gap_faq(request: Request, ui: UiContext = page_context):
     form = await request.form()
     ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
     try:
+        embed_after_commit(ui.db, ui.workspace_id)
         item = gaps.add_as_faq(
             ui.db,
             workspace_id=ui.workspace_id,
@@ -141,6 +138,19 @@ async def knowledge_gap_faq(request: Request, ui: UiContext = page_context):
     except TuttiError:
         return RedirectResponse("/knowledge/gaps?error=1", status_code=303)
     return RedirectResponse(f"/knowledge/{item.id}?saved=1", status_code=303)
+
+
+@router.post("/knowledge/gaps/out-of-scope")
+async def knowledge_gap_out_of_scope(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    form = await request.form()
+    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    try:
+        gaps.mark_out_of_scope(ui.db, workspace_id=ui.workspace_id, actor=ui.actor, gap_ids=ids)
+        embed_after_commit(ui.db, ui.workspace_id)
+    except TuttiError:
+        return RedirectResponse("/knowledge/gaps?error=1", status_code=303)
+    return RedirectResponse("/knowledge/gaps", status_code=303)
 
 
 @router.post("/knowledge/gaps/dismiss")
@@ -180,6 +190,7 @@ async def knowledge_create(request: Request, ui: UiContext = page_context):
         return _editor(
             ui, {"id": None, "external_id": form.get("external_id"), **fields}, [error.message], 422
         )
+    embed_after_commit(ui.db, ui.workspace_id)
     return RedirectResponse(f"/knowledge/{item.id}?saved=1", status_code=303)
 
 
@@ -206,6 +217,7 @@ async def knowledge_update(item_id: int, request: Request, ui: UiContext = page_
     form = await request.form()
     if form.get("delete"):
         service.delete_item(ui.db, workspace_id=ui.workspace_id, actor=ui.actor, item_id=item_id)
+        embed_after_commit(ui.db, ui.workspace_id)
         return RedirectResponse("/knowledge", status_code=303)
     fields = _fields(form)
     try:
@@ -214,4 +226,5 @@ async def knowledge_update(item_id: int, request: Request, ui: UiContext = page_
         )
     except TuttiError as error:
         return _editor(ui, {**item, **fields}, [error.message], 422)
+    embed_after_commit(ui.db, ui.workspace_id)
     return RedirectResponse(f"/knowledge/{item_id}?saved=1", status_code=303)
