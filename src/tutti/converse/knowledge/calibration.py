@@ -72,7 +72,7 @@ def from_json(data: dict | None, *, fitted_at: int | None) -> Calibration | None
 # Fitted by fit() on the demo brand's knowledge base (171 items, 829 phrasings) and the shipped negatives,
 # without a classifier: `python evals/knowledge.py --tune` prints it.
 DEFAULT = Calibration(
-    weights=[0.0, 0.0, 0.8726, 6.9235, -0.543, 1.1712, 1.3844], bias=-1.5227, threshold=0.6639,
+    weights=[0.0, 0.0, 0.4848, 6.9766, -0.48, 1.1798, 1.6255], bias=-1.4436, threshold=0.6544,
     source="default"
 )
 
