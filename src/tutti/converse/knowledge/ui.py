@@ -124,7 +124,7 @@ def knowledge_gaps(ui: UiContext = page_context):
 async def knowledge_gap_faq(request: Request, ui: UiContext = page_context):
     ui.require("knowledge.manage")
     form = await request.form()
-    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    ids = _gap_ids(form)
     try:
         embed_after_commit(ui.db, ui.workspace_id)
         item = gaps.add_as_faq(
@@ -144,7 +144,7 @@ async def knowledge_gap_faq(request: Request, ui: UiContext = page_context):
 async def knowledge_gap_out_of_scope(request: Request, ui: UiContext = page_context):
     ui.require("knowledge.manage")
     form = await request.form()
-    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    ids = _gap_ids(form)
     try:
         gaps.mark_out_of_scope(ui.db, workspace_id=ui.workspace_id, actor=ui.actor, gap_ids=ids)
         embed_after_commit(ui.db, ui.workspace_id)
@@ -157,9 +157,13 @@ async def knowledge_gap_out_of_scope(request: Request, ui: UiContext = page_cont
 async def knowledge_gap_dismiss(request: Request, ui: UiContext = page_context):
     ui.require("knowledge.manage")
     form = await request.form()
-    ids = [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
+    ids = _gap_ids(form)
     gaps.dismiss(ui.db, workspace_id=ui.workspace_id, gap_ids=ids)
     return RedirectResponse("/knowledge/gaps", status_code=303)
+
+
+def _gap_ids(form) -> list[int]:
+    return [int(v) for v in str(form.get("gap_ids") or "").split(",") if v.strip().isdigit()]
 
 
 def _fields(form) -> dict:
