@@ -85,14 +85,17 @@ def test_the_knowledge_job_fits_and_stores_the_calibration_and_indexes_pick_it_u
     import_shop(database, workspace_id)
     index.forget()
     with database.session() as db:
-        assert index.get_index(db, workspace_id=workspace_id).calibration.source == "default"
+        before = index.get_index(db, workspace_id=workspace_id)
+        assert before.calibration.source == "default" and before.model is not None
     prepared = embed_and_calibrate(database, workspace_id=workspace_id)
     assert prepared["threshold"] is not None
     with database.session() as db:
         stored, at = service.stored_calibration(db, workspace_id=workspace_id)
         assert at == service.version(db, workspace_id=workspace_id)
         assert stored["signals"] == list(calibration.SIGNALS) and stored["stats"]["in_scope_examples"] == 56
-        fitted = index.get_index(db, workspace_id=workspace_id).calibration
+        after = index.get_index(db, workspace_id=workspace_id)
+        assert after.model is before.model  # a new calibration of the same knowledge trains nothing again
+        fitted = after.calibration
         assert fitted.source == f"fitted at knowledge version {at}" and fitted.threshold == prepared["threshold"]
         answer = service.match(db, workspace_id=workspace_id, question="請問要買多少錢才免運費")
         assert answer.external_id == "ship-fee" and answer.in_scope and "fitted" in answer.reason

@@ -1,8 +1,9 @@
-"""Each workspace's own answer threshold, fitted on its own knowledge when its index is built.
+"""Each workspace's own confidence calibration and answer threshold, fitted on its own knowledge by the
+knowledge job after every change (index.calibrate) and stored with the knowledge version it was fitted at.
 
 A confidence is only honest for the knowledge base it was measured on: a threshold chosen on one brand's
-FAQ answered 80% of CLINC150's questions correctly and 38% of the demo brand's. So every index fits its
-own calibration:
+FAQ answered 80% of CLINC150's questions correctly and 38% of the demo brand's. So every workspace fits
+its own:
 
 - In-scope examples: its phrasings, k-fold. Each fold's phrasings are left out, a model is trained on the
   rest, and the left-out phrasings are asked — a phrasing the model never saw is the closest stand-in for a

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from sqlalchemy import select
@@ -159,7 +159,11 @@ def get_index(db: Session, *, workspace_id: int) -> Index:
         cached = _cache.get(key)
         if cached is not None and cached.version == current:
             return cached
-        index = build(db, workspace_id=workspace_id, at_version=current)
+        if cached is not None and cached.version[:2] == current[:2]:
+            # the same knowledge with a newly fitted calibration: no need to train the classifier again
+            index = replace(cached, version=current, calibration=_stored(db, workspace_id))
+        else:
+            index = build(db, workspace_id=workspace_id, at_version=current)
         _cache[key] = index
         return index
 
@@ -183,11 +187,14 @@ def build(db: Session, *, workspace_id: int, at_version: tuple) -> Index:
     index = assemble(workspace_id, at_version, items, rows, centres)
     index.negatives = Rows(centre(negative_vectors, negative_texts, centres), np.full(len(negative_texts), -1),
                            negative_texts, np.ones(len(negative_texts), dtype=bool))
-    stored, fitted_at = stored_calibration(db, workspace_id=workspace_id)
-    index.calibration = calibration.from_json(stored, fitted_at=fitted_at) or calibration.DEFAULT
+    index.calibration = _stored(db, workspace_id)
     index.built_seconds = time.perf_counter() - started
-    index.stats["calibration"] = index.calibration.source
     return index
+
+
+def _stored(db: Session, workspace_id: int) -> calibration.Calibration:
+    stored, fitted_at = stored_calibration(db, workspace_id=workspace_id)
+    return calibration.from_json(stored, fitted_at=fitted_at) or calibration.DEFAULT
 
 
 def calibrate(db: Session, *, workspace_id: int) -> calibration.Calibration:
