@@ -40,7 +40,8 @@ def decide(database, shop, text, contact="mei", **kwargs):
 
 
 ASKS_FOR_PERSON = ["我要找真人", "可以幫我轉客服人員嗎", "找人跟我說", "請轉接專人", "我要人工客服", "I want to talk to a human",
-                   "agent", "Can I speak to a real person?", "get me a representative", "let me talk to someone please"]
+                   "agent", "Can I speak to a real person?", "get me a representative", "let me talk to someone please",
+                   "are you a bot? let me talk to someone", "你是機器人嗎？我要找真人"]
 
 
 @pytest.mark.parametrize("text", ASKS_FOR_PERSON)
@@ -51,19 +52,21 @@ def test_asking_for_a_person_hands_off(database, shop, knowledge, text):
                                 else "person" in decision.answer)
 
 
-@pytest.mark.parametrize("text", ["去全家拿包裹店員會看證件嗎", "超商店員會不會不給我領", "門市服務人員可以幫我包裝嗎", "Is there a store manager's special?"])
+@pytest.mark.parametrize("text", ["去全家拿包裹店員會看證件嗎", "超商店員會不會不給我領", "門市服務人員可以幫我包裝嗎", "Is there a store manager's special?",
+                                  "are you a real person or an ai?", "你是真人嗎？", "Am I talking to a bot or a human"])
 def test_mentioning_staff_is_not_asking_for_a_person(database, shop, knowledge, text):
     assert decide(database, shop, text).handoff_reason != "asked_for_person"
 
 
 @pytest.mark.parametrize("text", ["你們超爛，氣死我了！！", "垃圾服務，我要投訴", "This is the worst service ever, absolutely unacceptable",
-                                  "SCAM!!! I want my money back, you liars"])
+                                  "SCAM!!! I want my money back, you liars", "your support is garbage", "I will sue you"])
 def test_strongly_negative_messages_hand_off(database, shop, knowledge, text):
     decision = decide(database, shop, text)
     assert decision.action == "handoff" and decision.handoff_reason == "negative_sentiment" and decision.sentiment >= 3
 
 
-@pytest.mark.parametrize("text", ["not bad, thanks", "有點失望但還好，退貨怎麼辦理", "my order is not terrible", "謝謝你"])
+@pytest.mark.parametrize("text", ["not bad, thanks", "有點失望但還好，退貨怎麼辦理", "my order is not terrible", "謝謝你",
+                                  "please send it to Sue at the office", "can I recycle the garbage bags you ship in?"])
 def test_mild_or_negated_words_do_not_hand_off_for_sentiment(database, shop, knowledge, text):
     assert decide(database, shop, text).handoff_reason != "negative_sentiment"
 

@@ -35,15 +35,25 @@ _PERSON = [
 _PERSON_RE = re.compile("|".join(_PERSON))
 
 
+# "are you a real person?" asks about the bot, not for a person: it is taken out before the search, so
+# only a request around it ("are you human? let me talk to someone") hands off
+_ABOUT_THE_BOT_RE = re.compile(
+    r"\b(are|r) (you|u) (a |an )?(real |live |actual )?(person|human|bot|robot|ai|machine)\b"
+    r"|\b(person|human) or (a |an )?(bot|robot|ai|machine)\b|\b(bot|robot|ai|machine) or (a )?(real )?(person|human)\b"
+    r"|你是(不是)?(真人|機器人|ai|人類|真的人)|是(真人|機器人)(嗎|還是)"
+)
+
+
 def asks_for_person(text: str) -> str | None:
     """The phrase with which the customer asks for a person, or None."""
-    match = _PERSON_RE.search(fold(text))
+    match = _PERSON_RE.search(_ABOUT_THE_BOT_RE.sub(" ", fold(text)))
     return match.group(0).strip() if match else None
 
 
 # --- negative sentiment ------------------------------------------------------------------------------
 
-# word -> intensity 1..3; a small lexicon on purpose: the aim is catching anger, not scoring moods
+# word -> intensity 1..3; a small lexicon on purpose: the aim is catching anger, not scoring moods. Words
+# that are also plain nouns or names ("sue", "garbage") count only in the phrases that make them angry.
 _NEGATIVE_ZH = {
     "垃圾": 3, "爛透": 3, "氣死": 3, "憤怒": 3, "詐騙": 3, "騙子": 3, "騙人": 3, "噁心": 3, "投訴": 3, "客訴": 3, "消保官": 3,
     "消基會": 3, "告你": 3, "提告": 3, "報警": 3, "最爛": 3, "去死": 3, "很爛": 3, "超爛": 3, "爛": 2, "生氣": 2, "火大": 2,
@@ -52,8 +62,8 @@ _NEGATIVE_ZH = {
 }
 _NEGATIVE_EN = {
     "terrible": 2, "awful": 2, "worst": 3, "angry": 2, "furious": 3, "scam": 3, "fraud": 3, "ridiculous": 2, "disgusting": 3,
-    "unacceptable": 3, "hate": 2, "useless": 2, "complaint": 2, "lawyer": 3, "lawsuit": 3, "sue": 3, "pathetic": 3,
-    "horrible": 2, "rubbish": 2, "garbage": 3, "incompetent": 3, "never again": 3, "liar": 3, "lied": 2, "cheated": 3,
+    "unacceptable": 3, "hate": 2, "useless": 2, "complaint": 2, "lawyer": 3, "lawsuit": 3, "sue you": 3, "sue your": 3, "sue u": 3,
+    "pathetic": 3, "horrible": 2, "rubbish": 2, "is garbage": 3, "are garbage": 3, "such garbage": 3, "total garbage": 3, "incompetent": 3, "never again": 3, "liar": 3, "lied": 2, "cheated": 3,
     "annoyed": 1, "disappointed": 2, "upset": 1, "ripped off": 3, "fed up": 2, "waste of money": 3, "wtf": 3,
 }
 _INTENSIFIERS_ZH = ("非常", "超級", "超", "太", "很", "真的", "爆", "極")
