@@ -38,8 +38,10 @@ _PERSON_RE = re.compile("|".join(_PERSON))
 # "are you a real person?" asks about the bot, not for a person: it is taken out before the search, so
 # only a request around it ("are you human? let me talk to someone") hands off
 _ABOUT_THE_BOT_RE = re.compile(
-    r"\b(are|r) (you|u) (a |an )?(real |live |actual )?(person|human|bot|robot|ai|machine)\b"
-    r"|\b(person|human) or (a |an )?(bot|robot|ai|machine)\b|\b(bot|robot|ai|machine) or (a )?(real )?(person|human)\b"
+    r"\b((are|r) (you|u)( really)?|am i (talking|speaking|chatting) (to|with)) (a |an )?(real |live |actual )?"
+    r"(person|human|bot|robot|ai|machine|computer)( or (a |an )?(real )?(person|human|bot|robot|ai|machine|computer))?\b"
+    r"|\b(person|human) or (a |an )?(bot|robot|ai|machine|computer)\b"
+    r"|\b(bot|robot|ai|machine|computer) or (a )?(real )?(person|human)\b"
     r"|你是(不是)?(真人|機器人|ai|人類|真的人)|是(真人|機器人)(嗎|還是)"
 )
 
