@@ -6,14 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from tutti.audience import commerce, consent, contacts, events, privacy, tags
 from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
 from tutti.platform.errors import Conflict, InvalidInput
 from tutti.reach.segments import eventcounts, jobs, orderfacts, service
-from tutti.reach.segments.models import OrderBought, OrderSummary, SegmentChange, SegmentMember
+from tutti.reach.segments.models import OrderBought, OrderFactChange, OrderSummary, SegmentChange, SegmentMember
 
 ACTOR = Actor.cli()
 VIP_LINE = {"op": "and", "children": [{"kind": "tag", "tag": "VIP"}, {"kind": "identity", "identity": "line_uid"}]}
@@ -183,7 +183,12 @@ def test_order_facts_fold_on_the_tick_and_follow_refunds_and_merges(database, wo
     jobs.segments_tick()
     with database.read_session() as db:
         assert orderfacts.workspaces_behind(db) == []
+        assert db.scalar(select(func.count()).select_from(OrderFactChange).where(OrderFactChange.workspace_id == wid)) == 1  # folded: pruned
     assert members(top) == [people[1]] and members(bought) == expected
+    with database.session() as db:  # a change after the pruning still lands above the watermark (SQLite reuses freed ids)
+        commerce.set_order_status(db, workspace_id=wid, external_id="O2", status="cancelled")
+    # four buyers left: NTILE(5) leaves the fifth quintile empty
+    assert members(top) == [] and members(bought) == [people[1], people[3], people[5]]
 
 
 def test_reachable_needs_consent_and_identity(database, workspace_id):

@@ -133,7 +133,8 @@ class OrderBought(Base):
 
 class OrderFactChange(Base):
     """Contacts whose order facts changed other than by a new order: an order updated or its status changed,
-    a merge, an erasure. Append-only; the fold recomputes the contacts above its watermark."""
+    a merge, an erasure. Appended in the changing transaction; the fold recomputes the contacts above its
+    watermark and deletes the rows it has folded."""
 
     __tablename__ = "order_fact_change"
     __table_args__ = (Index("ix_order_fact_change_workspace", "workspace_id", "id"),)

@@ -143,6 +143,10 @@ def fold(database: Database, *, workspace_id: int) -> tuple[int, int]:
             recompute(db, workspace_id=workspace_id)
         else:
             recompute(db, workspace_id=workspace_id, only=select(changed.c.contact_id))
+        # folded changes are never read again (readers look above the watermark): the log stays short. The
+        # newest row stays: SQLite gives a new row the highest id + 1, which must stay above the watermark
+        db.execute(delete(OrderFactChange).where(OrderFactChange.workspace_id == workspace_id, OrderFactChange.id < upto_change)
+                   .execution_options(synchronize_session=False))
         buyers = db.scalar(select(func.count()).select_from(OrderSummary).where(OrderSummary.workspace_id == workspace_id))
         db.execute(OrderFactWatermark.__table__.update().where(OrderFactWatermark.workspace_id == workspace_id)
                    .values(last_order_id=max(last_order, upto_order), last_change_id=max(last_change, upto_change), buyers=buyers,
