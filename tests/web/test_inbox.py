@@ -147,3 +147,50 @@ def test_typing_reaches_the_widget_stream_only(owner_client, seeded, conversatio
     assert answer.status_code == 204
     assert got == [{"type": "typing", "conversation_id": conversation, "author": "agent"}]
     assert owner_client.post("/inbox/c/999999/typing", headers={"X-CSRF-Token": owner_client.csrf}).status_code == 404
+
+
+def test_start_a_conversation_from_a_contact_and_from_a_segment(owner_client, database, seeded):
+    from sqlalchemy import select
+
+    from tutti.converse.conversations.models import Conversation, Message
+    from tutti.platform.audit import Actor
+    from tutti.reach.segments import service as segments
+
+    headers = {"X-CSRF-Token": owner_client.csrf}
+    ming = seeded.contacts["王小明"]
+    assert f'href="/inbox/outbound?contact={ming}"' in owner_client.get(f"/contacts/{ming}").text
+    form = owner_client.get(f"/inbox/outbound?contact={ming}")
+    assert form.status_code == 200 and "王小明" in form.text and 'data-testid="outbound-form"' in form.text
+    empty = owner_client.post("/inbox/outbound", data={"contact_id": ming, "channel": "line", "text": " "}, headers=headers)
+    assert empty.status_code == 422 and "text" in empty.text
+    sent = owner_client.post("/inbox/outbound", data={"contact_id": ming, "channel": "line", "text": "您好，您的預購商品到貨了！"},
+                             headers=headers, follow_redirects=False)
+    assert sent.status_code == 303
+    conversation_id = int(re.search(r"c=(\d+)", sent.headers["location"]).group(1))
+    with database.read_session() as db:
+        conversation = db.get(Conversation, conversation_id)
+        assert conversation.contact_id == ming and conversation.channel == "line"
+        texts = db.scalars(select(Message.text).where(Message.conversation_id == conversation_id, Message.author == "agent")).all()
+    assert texts == ["您好，您的預購商品到貨了！"]
+
+    with database.session() as db:
+        segment = segments.create_segment(db, workspace_id=seeded.workspace_id, actor=Actor.cli(), name="VIP 客人",
+                                          rules={"op": "and", "children": [{"kind": "tag", "tag": "VIP"}]})
+        segment_id = segment.id
+    page = owner_client.get(f"/segments/{segment_id}")
+    assert f'href="/inbox/outbound?segment={segment_id}"' in page.text
+    assert "VIP 客人" in owner_client.get(f"/inbox/outbound?segment={segment_id}").text
+    unrefreshed = owner_client.post("/inbox/outbound", data={"segment_id": segment_id, "channel": "web", "text": "新品通知"}, headers=headers)
+    assert unrefreshed.status_code == 422  # no materialised members yet: said, nothing sent
+    with database.session() as db:
+        segments.refresh(db, workspace_id=seeded.workspace_id, segment_id=segment_id)
+    done = owner_client.post("/inbox/outbound", data={"segment_id": segment_id, "channel": "web", "text": "新品通知"}, headers=headers,
+                             follow_redirects=False)
+    assert done.status_code == 303
+    with database.read_session() as db:
+        web = db.scalars(select(Conversation.contact_id).where(Conversation.workspace_id == seeded.workspace_id,
+                                                               Conversation.channel == "web")).all()
+    assert web  # every VIP member has a conversation with the message
+    other = seed_workspace(database, name="別家", email="other@example.com")
+    foreign = owner_client.get(f"/inbox/outbound?contact={other.contacts['王小明']}")
+    assert foreign.status_code == 404

@@ -257,6 +257,48 @@ async def events(request: Request, ui: UiContext = page_context):
 # --- canned responses -----------------------------------------------------------------------------
 
 
+OUTBOUND_CHANNELS = ("line", "email", "web")
+
+
+def _outbound_page(ui: UiContext, *, contact_id: int | None, segment_id: int | None, channel: str = "line", text: str = "",
+                   error: str | None = None, status: int = 200):
+    contact = None
+    segments = []
+    if contact_id is not None:
+        contact = _service(lambda: profiles.profile(ui.db, workspace_id=ui.workspace_id, contact_id=contact_id))
+    else:
+        with contextlib.suppress(ImportError):
+            from tutti.reach.segments import service as segments_service
+
+            segments = segments_service.list_segments(ui.db, workspace_id=ui.workspace_id)
+    response = render(ui, "inbox/outbound.html", contact=contact, segments=segments, segment_id=segment_id,
+                      channels=OUTBOUND_CHANNELS, channel=channel, text=text, error=error)
+    response.status_code = status
+    return response
+
+
+@router.get("/inbox/outbound")
+def outbound_form(contact: int | None = None, segment: int | None = None, ui: UiContext = page_context):
+    """Start a conversation with a contact (from the 360° page) or each member of a segment."""
+    _require(ui, "conversations.work")
+    return _outbound_page(ui, contact_id=contact, segment_id=segment)
+
+
+@router.post("/inbox/outbound")
+def outbound_send(contact_id: str = Form(""), segment_id: str = Form(""), channel: str = Form("line"), text: str = Form(""),
+                  ui: UiContext = page_context):
+    _require(ui, "conversations.work")
+    contact = int(contact_id) if contact_id.isdigit() else None
+    segment = int(segment_id) if segment_id.isdigit() else None
+    try:
+        ids = conversations.start_outbound(ui.db, workspace_id=ui.workspace_id, text=text, channel=channel, user_id=ui.user.id,
+                                           contact_ids=[contact] if contact else [], segment_id=segment)
+    except TuttiError as problem:  # start_outbound checks everything before it writes: nothing to undo
+        return _outbound_page(ui, contact_id=contact, segment_id=segment, channel=channel, text=text,
+                              error=error_text(ui, problem), status=422)
+    return _back("all", ids[0] if len(ids) == 1 else None)
+
+
 @router.get("/inbox/canned")
 def canned(ui: UiContext = page_context):
     _require(ui, "conversations.read")
