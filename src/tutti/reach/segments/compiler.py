@@ -416,13 +416,14 @@ def _event_in(node: s.EventCondition, ctx: Context, predicate) -> ColumnElement:
         source = select(Event.contact_id).where(*conditions).group_by(Event.contact_id)
         return _in(source.having(predicate(func.count())))
 
-    if ctx.watermark is not None:
-        watermark = literal(ctx.watermark)
-    else:  # no session: the statement reads it itself
-        watermark = (select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
-                     .where(EventCountWatermark.workspace_id == w).scalar_subquery())
+    # the statement reads the watermark itself, in the snapshot it reads the daily counts in: one read
+    # beforehand could be passed by a fold committing in between, and its events would count twice
+    watermark = (select(func.coalesce(func.max(EventCountWatermark.last_event_id), 0))
+                 .where(EventCountWatermark.workspace_id == w).scalar_subquery())
     daily = [EventDailyCount.workspace_id == w, EventDailyCount.name == node.name]
     newer = base + [Event.id > watermark]
+    if ctx.watermark is not None:  # implied (watermarks only grow); it lets the planner see where newer events start
+        newer.append(Event.id > literal(ctx.watermark))
     parts = []
     if node.days:
         cutoff = _since(ctx, node.days)
