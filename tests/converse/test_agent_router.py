@@ -203,3 +203,15 @@ def test_language_detection():
 
     assert detect("我的訂單") == "zh-TW" and detect("where is it") == "en" and detect("123", default="en") == "en"
     assert detect("SO-1001 在哪") == "zh-TW"
+
+
+def test_a_bilingual_answer_and_its_source_are_cut_to_the_customers_language():
+    from tutti.converse.agents.language import in_language, title_in
+
+    answer = "滿 NT$990 免運，未滿收 NT$80。\nOrders of NT$990 or more ship free.\nhttps://shop.example/shipping"
+    assert in_language(answer, "zh-TW") == "滿 NT$990 免運，未滿收 NT$80。\nhttps://shop.example/shipping"
+    assert in_language(answer, "en") == "Orders of NT$990 or more ship free.\nhttps://shop.example/shipping"
+    assert in_language("只有中文的答案。", "en") == "只有中文的答案。"  # one language: kept whole
+    assert title_in("運費與免運門檻 Shipping fee and free shipping", "en") == "Shipping fee and free shipping"
+    assert title_in("運費與免運門檻 Shipping fee and free shipping", "zh-TW") == "運費與免運門檻"
+    assert title_in("LINE 綁定會員", "en") == "LINE 綁定會員"

@@ -38,7 +38,7 @@ def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser,
     from playwright.sync_api import expect
 
     from tutti.audience.models import Contact, Identity, Order
-    from tutti.converse.agents.language import STATUS_WORDS
+    from tutti.converse.agents.language import STATUS_WORDS, title_in
     from tutti.converse.conversations.models import Conversation, Message
 
     wid = demo.workspace_id
@@ -68,7 +68,8 @@ def test_shop_widget_answers_order_status_and_hands_off_to_a_live_inbox(browser,
         expect(answer).to_contain_text("NT$990", timeout=60_000)
         expect(answer).to_contain_text(policy_answer[:20])
         expect(shop.locator(".hero")).to_contain_text("NT$990")  # the shop's banner promises what the agent says
-        expect(answer).to_contain_text(f"來源：{item['title']}")  # its source: the knowledge item's title
+        expect(answer).to_contain_text(f"來源：{title_in(item['title'], 'zh-TW')}")  # its source: the item's title, in Chinese
+        assert "Orders of" not in answer.inner_text()  # a Chinese question gets the Chinese half of a bilingual answer
 
         # --- they sign in as a member who has orders: the shop signs their id for the widget ---------------------
         member = shop.locator("header nav a", has_text="登入").first

@@ -6,6 +6,7 @@ import re
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN = re.compile(r"[A-Za-z]")
+_LINK = re.compile(r"(https?://|www\.)\S+|\S+@\S+")
 
 
 def detect(text: str, default: str = "zh-TW") -> str:
@@ -16,6 +17,31 @@ def detect(text: str, default: str = "zh-TW") -> str:
     if _LATIN.search(text):
         return "en"
     return default
+
+
+def in_language(answer: str, language: str) -> str:
+    """A bilingual answer (its Chinese lines and its English lines, as the knowledge base writes items in
+    both languages) cut to the customer's language; an answer in one language, or lines in neither (a
+    link, a price), stay as they are."""
+    lines = answer.splitlines()
+    han = [bool(_HAN.search(line)) for line in lines]
+    latin = [not h and bool(_LATIN.search(_LINK.sub('', line))) for h, line in zip(han, lines)]
+    if not any(han) or not any(latin):
+        return answer
+    drop = latin if language == "zh-TW" else han
+    kept = [line for line, dropped in zip(lines, drop) if not dropped]
+    return "\n".join(kept).strip() or answer
+
+
+_TITLE_SPLIT = re.compile(r"(?<=[\u3400-\u9fff\uff09)])\s+(?=[A-Za-z])")
+
+
+def title_in(title: str, language: str) -> str:
+    """A bilingual title ("運費與免運門檻 Shipping fee and free shipping") in the customer's language."""
+    parts = _TITLE_SPLIT.split(title or "", maxsplit=1)
+    if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+        return title
+    return parts[0].strip() if language == "zh-TW" else parts[1].strip()
 
 
 PHRASES: dict[str, dict[str, str]] = {

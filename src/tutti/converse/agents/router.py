@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from tutti.converse.agents import signals, tools
 from tutti.converse.agents.config import get_config
-from tutti.converse.agents.language import detect, say
+from tutti.converse.agents.language import detect, in_language, say, title_in
 
 log = logging.getLogger("tutti.agents")
 
@@ -221,9 +221,9 @@ def _answer(db: Session, workspace_id: int, match, config: dict, language: str) 
         why = getattr(match, "reason", "") or "below the calibrated threshold"
         return _handoff("low_confidence", f"no knowledge answer is confident enough ({confidence:.2f}: {why})", language, team=team, **extra)
     source = _source_title(match)
-    answer = match.answer.strip()
+    answer = in_language(match.answer.strip(), language)
     if source:
-        answer = f"{answer}\n{say('source', language, source=source)}"
+        answer = f"{answer}\n{say('source', language, source=title_in(source, language))}"
     return Decision(action="answer", answer=answer, source=source, sources=[match.item_id], language=language, team=team,
                     reason=f"knowledge item {match.item_id} ('{match.title}') at confidence {confidence:.2f}", **extra)
 
