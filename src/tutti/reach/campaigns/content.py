@@ -43,6 +43,7 @@ def _profile_contexts(db: Session, workspace_id: int, contact_ids: list[int], va
     from sqlalchemy import select
 
     from tutti.audience.models import Contact
+    from tutti.reach.campaigns.idlist import in_ids
     from tutti.reach.templates.contexts import _first_name
 
     if not variables - {"contact_id"}:
@@ -50,7 +51,8 @@ def _profile_contexts(db: Session, workspace_id: int, contact_ids: list[int], va
     fields = sorted((variables - {"contact_id", "first_name"}) | ({"name"} if "first_name" in variables else set()))
     out: dict[int, dict] = {}
     rows = db.execute(select(Contact.id, *(getattr(Contact, f) for f in fields))
-                      .where(Contact.workspace_id == workspace_id, Contact.id.in_(contact_ids), Contact.erased_at.is_(None)))
+                      .where(Contact.workspace_id == workspace_id, in_ids(Contact.id, contact_ids, db.get_bind().dialect.name),
+                             Contact.erased_at.is_(None)))
     for contact_id, *values in rows:
         context = {"contact_id": contact_id}
         for key, value in zip(fields, values, strict=True):

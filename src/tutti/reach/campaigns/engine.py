@@ -1,16 +1,20 @@
 """The send engine: a resumable job whose state is the campaign row and its delivery rows.
 
-One sender per campaign at a time (`locks.campaign_lock`). Each round it claims a batch of queued
-deliveries, renders them, groups identical payloads (LINE multicast, up to the channel's max batch), gives
-each provider request a batch key and marks the rows `sending` — and commits that BEFORE calling the
-provider. Then it sends (requests in parallel threads; the channel's rate limiter paces them) and writes
-the outcomes: sent, failed with the provider's reason, or back to queued for a retry with back-off that
-keeps the batch key, so the retried request is the same request (the provider may have accepted it).
+One sender per campaign at a time (`locks.campaign_lock`). Each round it reads the next queued deliveries
+(by id, after the last one it read), renders them, groups identical payloads (LINE multicast, up to the
+channel's max batch), gives each provider request a batch key and marks its rows `sending` — one UPDATE per
+request, the ids bound as one array — and commits that BEFORE calling the provider. A multicast group that
+is not full yet waits in memory (its rows stay `queued`) for the next round's rows, so requests carry the
+most recipients the provider takes; when no rows are left, or too many wait, the partial groups go too.
+Then it sends (requests in parallel threads; the channel's rate limiter paces them) and writes the
+outcomes: sent, failed with the provider's reason, or back to queued for a retry with back-off that keeps
+the batch key, so the retried request is the same request (the provider may have accepted it).
 
 A sender killed at any moment leaves rows `sending`; the next sender to get the lock knows their sender
 is dead and resends them with the same batch and keys: the provider answers "already accepted" (LINE: 409
 for a known X-Line-Retry-Key), the adapter reports that as sent, so nothing is sent twice and nothing is
-lost. While one batch is with the provider, the next is claimed and rendered (a two-stage pipeline).
+lost. While one batch is with the provider and its outcomes are written (in a stage thread, on its own
+database connection), the next is claimed and rendered (a two-stage pipeline).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tutti.platform.config import get_settings
 from tutti.platform.db import Database, get_database, utcnow
 from tutti.platform.models import Workspace
 from tutti.reach.campaigns import content as contents
+from tutti.reach.campaigns.idlist import in_ids
 from tutti.reach.campaigns.locks import campaign_lock
 from tutti.reach.campaigns.models import Campaign, Delivery, Variant
 
@@ -86,6 +91,14 @@ class Sender:
     # whether queued rows that keep a batch key (retries) may exist: looking for them scans the campaign's
     # queued rows, so it is done at the start and after a round that asked for a retry, not every claim
     retries_possible: bool = True
+    # fresh rows up to this id were read by this sender: the next claim reads after it, so it never walks
+    # again over the index entries of rows already sent (dead ones included, until PostgreSQL vacuums)
+    after_id: int = 0
+    # not-yet-full multicast groups, (channel id, payload JSON) -> rows, still `queued` in the database,
+    # and the round in which each group's first row was read (a group waits one round at most)
+    pending: dict = field(default_factory=dict)
+    pending_since: dict = field(default_factory=dict)
+    round: int = 0
 
     def close(self) -> None:
         if self.pool is not None:
@@ -123,11 +136,14 @@ class Sender:
             context = contexts.get(row.contact_id, {"contact_id": row.contact_id})
             row.payload = messages[(row.variant_id, row.channel)].payload(context, row.id)
 
-    def group(self, db: Session, rows: list[Row]) -> list[Request]:
-        """Identical payloads on a channel that takes many recipients per request share a request."""
+    def group(self, db: Session, rows: list[Row], *, flush: bool) -> list[Request]:
+        """Identical payloads on a channel that takes many recipients per request share a request. A full
+        group goes at once; a smaller one waits in `pending` for the next round's rows (one round: a
+        payload that does not fill a request by then is not common enough to wait for), unless `flush`
+        (no more rows to read)."""
+        self.round += 1
         requests: list[Request] = []
         singles: list[Row] = []
-        groups: dict[tuple, list[Row]] = {}
         dumped: dict[int, bytes] = {}
         for row in rows:
             adapter = self.adapter(db, row.channel_id)
@@ -138,14 +154,18 @@ class Sender:
             text = dumped.get(id(row.payload))
             if text is None:
                 text = dumped[id(row.payload)] = orjson.dumps(row.payload, option=orjson.OPT_SORT_KEYS)
-            members = groups.setdefault((row.channel_id, text), [])
+            group_key = (row.channel_id, text)
+            members = self.pending.setdefault(group_key, [])
+            self.pending_since.setdefault(group_key, self.round)
             members.append(row)
             if len(members) == adapter.info.max_batch:
                 requests.append(Request(f"m:{uuid.uuid4()}", row.channel_id, members, True))
-                groups[(row.channel_id, text)] = []
-        for (channel_id, _), members in groups.items():
+                del self.pending[group_key], self.pending_since[group_key]
+        for group_key in [k for k, since in self.pending_since.items() if flush or since < self.round]:
+            members = self.pending.pop(group_key)
+            del self.pending_since[group_key]
             if len(members) > 1:
-                requests.append(Request(f"m:{uuid.uuid4()}", channel_id, members, True))
+                requests.append(Request(f"m:{uuid.uuid4()}", group_key[0], members, True))
             else:
                 singles.extend(members)
         if singles:
@@ -210,6 +230,33 @@ def _lock(db: Session, query):
     return query.with_for_update(skip_locked=True) if db.get_bind().dialect.name == "postgresql" else query
 
 
+def _retry_rows(sender: Sender, db: Session, limit: int, due) -> list[Row]:
+    """Queued rows that keep a batch key (a retry): whole batches, with the key they had."""
+    if not sender.retries_possible:
+        return []
+    retry_keys = list(db.scalars(select(Delivery.batch_key).where(
+        Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
+        .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
+    if not retry_keys:
+        if not db.scalar(select(Delivery.id).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
+                                                   Delivery.batch_key.is_not(None)).limit(1)):
+            sender.retries_possible = False  # none waiting for their back-off either
+        return []
+    return _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
+                                                       Delivery.batch_key.in_(retry_keys), Delivery.status == "queued")))
+
+
+def _fresh_rows(sender: Sender, db: Session, limit: int) -> list[Row]:
+    """The next never-sent queued rows by id. No row lock: the campaign lock makes this sender the only
+    one claiming; a concurrent cancel is caught by the `status = 'queued'` guard of the marking UPDATE."""
+    rows = _rows(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
+                                             Delivery.batch_key.is_(None), Delivery.id > sender.after_id)
+                 .order_by(Delivery.id).limit(limit))
+    # nothing after the cursor: start from the beginning next time, in case a row was passed over
+    sender.after_id = rows[-1].id if rows else 0
+    return rows
+
+
 def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
     limit = limit or CLAIM_SIZE or get_settings().campaign_batch_size  # read at call time
@@ -217,48 +264,44 @@ def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
     with sender.database.session() as db:
         # retries first, whole batches with the key they had: the provider may hold the first attempt
-        retry_keys = []
-        if sender.retries_possible:
-            retry_keys = list(db.scalars(select(Delivery.batch_key).where(
-                Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
-                .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
-            if not retry_keys and not db.scalar(select(Delivery.id).where(
-                    Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None)).limit(1)):
-                sender.retries_possible = False  # none waiting for their back-off either
-        rows: list[Row] = []
-        if retry_keys:
-            rows = _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
-                                                               Delivery.batch_key.in_(retry_keys), Delivery.status == "queued")))
         requests: list[Request] = []
-        if rows:
-            sender.render(db, rows)
-            requests = _regroup(rows)
-        fresh = _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
-                                                            Delivery.batch_key.is_(None), due)
-                                .order_by(Delivery.id).limit(max(0, limit - len(rows)))))
-        if fresh:
-            sender.render(db, fresh)
-            for request in sender.group(db, fresh):
-                requests.append(request)
+        retries = _retry_rows(sender, db, limit, due)
+        if retries:
+            sender.render(db, retries)
+            requests = _regroup(retries)
+        while not requests:  # a round whose rows all wait in pending groups reads the next one at once
+            fresh = _fresh_rows(sender, db, limit)
+            if fresh:
+                sender.render(db, fresh)
+            requests.extend(sender.group(db, fresh, flush=len(fresh) < limit))
+            if len(fresh) < limit:
+                break
         if not requests:
             return []
         for request in requests:
             sender.adapter(db, request.channel_id)
-        _mark_sending(db, [r for r in requests if r.grouped], [r for r in requests if not r.grouped])
+        requests = _mark_sending(db, requests)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
         return requests
 
 
-def _mark_sending(db: Session, grouped: list[Request], singles: list[Request]) -> None:
-    for request in grouped:
-        db.execute(update(Delivery).where(Delivery.id.in_([r.id for r in request.rows]))
-                   .values(status="sending", batch_key=request.batch_key).execution_options(synchronize_session=False))
-    by_key: dict[str, list[int]] = {}
-    for request in singles:
-        by_key.setdefault(request.batch_key, []).append(request.rows[0].id)
-    for batch_key, ids in by_key.items():
-        db.execute(update(Delivery).where(Delivery.id.in_(ids)).values(status="sending", batch_key=batch_key)
-                   .execution_options(synchronize_session=False))
+def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
+    """One UPDATE per batch key. Returns the requests as marked: rows a concurrent cancel took are left out."""
+    dialect = db.get_bind().dialect.name
+    by_key: dict[str, list[Request]] = {}
+    for request in requests:
+        by_key.setdefault(request.batch_key, []).append(request)
+    marked: list[Request] = []
+    for batch_key, members in by_key.items():
+        ids = [row.id for request in members for row in request.rows]
+        count = db.execute(update(Delivery).where(in_ids(Delivery.id, ids, dialect), Delivery.status == "queued")
+                           .values(status="sending", batch_key=batch_key).execution_options(synchronize_session=False)).rowcount
+        if count != len(ids):
+            mine = set(db.scalars(select(Delivery.id).where(Delivery.batch_key == batch_key, Delivery.status == "sending")))
+            members = [Request(r.batch_key, r.channel_id, [row for row in r.rows if row.id in mine], r.grouped) for r in members]
+            members = [r for r in members if r.rows]
+        marked.extend(members)
+    return marked
 
 
 def leftovers(sender: Sender) -> list[Request]:
@@ -385,7 +428,7 @@ def _run(database: Database, campaign_id: int) -> str:
             state = _state(database, campaign_id)
             requests = claim(sender) if state == "go" else []
             if inflight is not None:
-                record(sender, inflight.result())
+                inflight.result()
                 inflight = None
             if requests:
                 inflight = _submit(sender, requests)
@@ -398,6 +441,9 @@ def _run(database: Database, campaign_id: int) -> str:
             if wait > IDLE_WAIT:
                 _set_waiting(database, campaign_id, "retry_backoff")
                 return "waiting"
+            # queued rows remain that the last claim did not look for: a retry the stage thread asked for
+            # while that claim ran (it may have just cleared the flag)
+            sender.retries_possible = True
             time.sleep(max(0.05, wait))
     finally:
         sender.close()
@@ -407,7 +453,12 @@ _STAGE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="campaign-stage")
 
 
 def _submit(sender: Sender, requests: list[Request]):
-    return _STAGE.submit(sender.send, requests)
+    return _STAGE.submit(_send_and_record, sender, requests)
+
+
+def _send_and_record(sender: Sender, requests: list[Request]) -> dict:
+    """The stage thread writes the outcomes too, on its own connection, while the main thread claims."""
+    return record(sender, sender.send(requests))
 
 
 def _state(database: Database, campaign_id: int) -> str:
