@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--links-recipients", type=int, default=10_000, help="size of the tracked-link (one push each) run")
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/tutti_bench_broadcast")
-    parser.add_argument("--batch", type=int, default=5000, help="campaign_batch_size")
+    parser.add_argument("--batch", type=int, default=20000, help="campaign_batch_size")
     args = parser.parse_args()
     os.environ["TUTTI_CAMPAIGN_BATCH_SIZE"] = str(args.batch)
     os.environ["TUTTI_DATABASE_URL"] = args.database
