@@ -101,3 +101,30 @@ def test_acquire_uses_redis_when_the_queue_is_redis(monkeypatch):
     assert ratelimit.acquire("r", rate=5, burst=1) == 0
     assert 0.05 < ratelimit.acquire("r", rate=5, burst=1) <= 0.2
     chosen.reset("r")
+
+
+def test_widget_limits_are_shared_by_every_process_through_redis(monkeypatch):
+    """Two Limiter objects stand for two `tutti serve` processes: with a Redis queue they drain one bucket."""
+    _redis_or_skip()
+    from tutti.converse.widget.limits import Limiter
+
+    name = f"tutti-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setattr("tutti.platform.config.get_settings", lambda: Settings(queue_url=REDIS_URL, queue_name=name))
+    first, second = Limiter(name="messages", rate=0.5, burst=3), Limiter(name="messages", rate=0.5, burst=3)
+    assert [first.allow("visitor-1"), second.allow("visitor-1"), first.allow("visitor-1")] == [True, True, True]
+    assert second.allow("visitor-1") is False and first.allow("visitor-1") is False  # refused, and no debt taken
+    assert second.allow("visitor-2") is True  # buckets are per key
+    time.sleep(2.1)
+    assert second.allow("visitor-1") is True  # refilled at 0.5/s
+    ratelimit.shared_buckets().reset("widget:messages:visitor-1")
+    ratelimit.shared_buckets().reset("widget:messages:visitor-2")
+
+
+def test_widget_limits_stay_in_process_without_redis(monkeypatch):
+    from tutti.converse.widget.limits import Limiter
+
+    monkeypatch.setattr("tutti.platform.config.get_settings", lambda: Settings(queue_url="immediate"))
+    assert ratelimit.shared_buckets() is None
+    first, second = Limiter(name="messages", rate=0.5, burst=2), Limiter(name="messages", rate=0.5, burst=2)
+    assert first.allow("v") and first.allow("v") and not first.allow("v")
+    assert second.allow("v")  # another process's buckets are its own

@@ -41,6 +41,32 @@ end
 return math.ceil(-level / rate * 1000000)
 """
 
+# The same bucket for guards that refuse instead of waiting (public endpoints): take the tokens only when
+# they are there. Returns 1 when taken, 0 when refused.
+_LUA_TAKE = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local state = redis.call('HMGET', KEYS[1], 'level', 'at')
+local level = tonumber(state[1])
+local at = tonumber(state[2])
+if level == nil then
+  level = burst
+  at = now
+end
+level = math.min(burst, level + (now - at) * rate / 1000000)
+local taken = 0
+if level >= want then
+  level = level - want
+  taken = 1
+end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - level) / rate * 1000) + 1000)
+return taken
+"""
+
 
 def _check(tokens: int, rate: float, burst: int) -> None:
     if rate <= 0:
@@ -78,11 +104,17 @@ class RedisBuckets:
 
         self._client = redis.Redis.from_url(url)
         self._script = self._client.register_script(_LUA)
+        self._take = self._client.register_script(_LUA_TAKE)
         self.prefix = prefix
 
     def reserve(self, bucket: str, tokens: int, rate: float, burst: int) -> float:
         micros = self._script(keys=[f"{self.prefix}:ratelimit:{bucket}"], args=[repr(float(rate)), int(burst), int(tokens)])
         return int(micros) / 1_000_000
+
+    def take(self, bucket: str, tokens: float, rate: float, burst: int) -> bool:
+        """Take the tokens if the bucket holds them now; never goes into debt."""
+        taken = self._take(keys=[f"{self.prefix}:ratelimit:{bucket}"], args=[repr(float(rate)), int(burst), repr(float(tokens))])
+        return int(taken) == 1
 
     def reset(self, bucket: str) -> None:
         self._client.delete(f"{self.prefix}:ratelimit:{bucket}")
@@ -97,6 +129,12 @@ _local = LocalBuckets()
 @lru_cache(maxsize=4)
 def _redis(url: str, prefix: str) -> RedisBuckets:
     return RedisBuckets(url, prefix)
+
+
+def shared_buckets() -> RedisBuckets | None:
+    """The Redis buckets when this deployment shares state through Redis, else None."""
+    chosen = buckets()
+    return chosen if isinstance(chosen, RedisBuckets) else None
 
 
 def buckets() -> LocalBuckets | RedisBuckets:

@@ -1,7 +1,8 @@
-"""Rate limits of the public widget endpoints: token buckets per visitor and per address, in-process.
+"""Rate limits of the public widget endpoints: token buckets per visitor and per address.
 
-Each `tutti serve` process keeps its own buckets, so behind N processes a client gets up to N times the
-rate — acceptable for a guard against floods (the login limiter, which must be exact, uses the database).
+With a Redis queue (several `tutti serve` processes) the buckets live in Redis, shared by every process
+(platform.ratelimit, one Lua script per check), so a client gets the same rate however many processes
+serve it. Embedded, they live in this process.
 """
 
 from __future__ import annotations
@@ -9,18 +10,22 @@ from __future__ import annotations
 import threading
 import time
 
+from tutti.platform import ratelimit
 from tutti.platform.errors import RateLimited
 
 _MAX_BUCKETS = 50_000  # forget idle buckets beyond this, so a scan of many addresses cannot grow memory
 
 
 class Limiter:
-    def __init__(self, *, rate: float, burst: int):
-        self.rate, self.burst = rate, burst
+    def __init__(self, *, name: str, rate: float, burst: int):
+        self.name, self.rate, self.burst = name, rate, burst
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def allow(self, key: str, tokens: float = 1.0) -> bool:
+        shared = ratelimit.shared_buckets()
+        if shared is not None:
+            return shared.take(f"widget:{self.name}:{key}", tokens, self.rate, self.burst)
         now = time.monotonic()
         with self._lock:
             level, at = self._buckets.get(key, (float(self.burst), now))
@@ -41,13 +46,13 @@ class Limiter:
 
 
 # A person types a few messages a minute; 20 in a burst then one every 2 s stops a script, not a person.
-messages = Limiter(rate=0.5, burst=20)
+messages = Limiter(name="messages", rate=0.5, burst=20)
 # Session starts and history reads per address: a shop's office behind one NAT opens many tabs.
-address = Limiter(rate=20.0, burst=200)
+address = Limiter(name="address", rate=20.0, burst=200)
 
 
 def configure(*, messages_per_minute: int, requests_per_minute_per_address: int) -> None:
     """From the settings (TUTTI_WIDGET_…): benchmarks simulating many visitors on one address raise them."""
     global messages, address
-    messages = Limiter(rate=messages_per_minute / 60, burst=max(5, messages_per_minute * 2 // 3))
-    address = Limiter(rate=requests_per_minute_per_address / 60, burst=max(20, requests_per_minute_per_address // 6))
+    messages = Limiter(name="messages", rate=messages_per_minute / 60, burst=max(5, messages_per_minute * 2 // 3))
+    address = Limiter(name="address", rate=requests_per_minute_per_address / 60, burst=max(20, requests_per_minute_per_address // 6))
