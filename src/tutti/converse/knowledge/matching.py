@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from tutti.converse.knowledge import calibration
 from tutti.converse.knowledge.index import Index, get_index
 
-# Without a classifier (very large knowledge bases): how much the lexical score adds to the cosine.
+# Without a classifier (very small or very large knowledge bases): how much the lexical score adds to the cosine.
 LEXICAL_WEIGHT = 0.2
 
 
