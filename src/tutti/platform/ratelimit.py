@@ -15,10 +15,9 @@ import threading
 import time
 from functools import lru_cache
 
-# KEYS[1] bucket; ARGV: rate (tokens/s), burst, tokens wanted. Returns microseconds to wait (0 = go now).
-# Stored: level (may be negative = reserved ahead) and the time it was computed, from Redis' own clock so
-# workers on different machines agree.
-_LUA = """
+# KEYS[1] bucket; ARGV: rate (tokens/s), burst, tokens wanted. Stored: level (may be negative = reserved
+# ahead) and the time it was computed, from Redis' own clock so workers on different machines agree.
+_REFILL = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
@@ -32,40 +31,26 @@ if level == nil then
   at = now
 end
 level = math.min(burst, level + (now - at) * rate / 1000000)
-level = level - want
+"""
+_STORE = """
 redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil((burst - level) / rate * 1000) + 1000)
+"""
+# Reserve: take the tokens even into debt; returns microseconds to wait (0 = go now).
+_LUA = _REFILL + "level = level - want\n" + _STORE + """
 if level >= 0 then
   return 0
 end
 return math.ceil(-level / rate * 1000000)
 """
-
-# The same bucket for guards that refuse instead of waiting (public endpoints): take the tokens only when
-# they are there. Returns 1 when taken, 0 when refused.
-_LUA_TAKE = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local want = tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local state = redis.call('HMGET', KEYS[1], 'level', 'at')
-local level = tonumber(state[1])
-local at = tonumber(state[2])
-if level == nil then
-  level = burst
-  at = now
-end
-level = math.min(burst, level + (now - at) * rate / 1000000)
+# Take if available, for guards that refuse instead of waiting (public endpoints): 1 taken, 0 refused.
+_LUA_TAKE = _REFILL + """
 local taken = 0
 if level >= want then
   level = level - want
   taken = 1
 end
-redis.call('HSET', KEYS[1], 'level', tostring(level), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - level) / rate * 1000) + 1000)
-return taken
-"""
+""" + _STORE + "return taken\n"
 
 
 def _check(tokens: int, rate: float, burst: int) -> None:
