@@ -299,6 +299,13 @@ def describe(channel: Channel) -> dict:
     return body
 
 
+def is_bounce(outcome) -> bool:
+    """Whether an e-mail send's outcome is a permanent refusal of the address (then call mark_bounced)."""
+    from tutti.channels.email import is_bounce as bounce
+
+    return bounce(outcome)
+
+
 def mark_bounced(db: Session, *, workspace_id: int, address: str, reason: str) -> int | None:
     """E-mail to this address bounced permanently: its contact's e-mail consent becomes `bounced`."""
     from tutti.channels.email import mark_bounced as mark

@@ -280,9 +280,10 @@ def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
             return []
         for request in requests:
             sender.adapter(db, request.channel_id)
-        requests = _mark_sending(db, requests)
+        # the campaign row first, then its deliveries: the order pause, cancel and record() lock them in too,
+        # so two of them never wait on each other (PostgreSQL found that deadlock under load)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
-        return requests
+        return _mark_sending(db, requests)
 
 
 def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
@@ -327,10 +328,15 @@ def backoff(attempts: int, retry_after: float | None) -> float:
 
 def record(sender: Sender, results: list[Result]) -> dict:
     """Write the outcomes of sent requests, and the campaign's counters, in one transaction."""
+    from tutti.channels import service as channels
+
     now = utcnow()
     sent = failed = 0
     with sender.database.session() as db:
+        # lock the campaign row before the deliveries (see claim)
+        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now))
         singles: list[dict] = []
+        bounced: list[tuple[str, str]] = []
         for result in results:
             request = result.request
             statuses = {o.status for o in result.outcomes}
@@ -356,9 +362,13 @@ def record(sender: Sender, results: list[Result]) -> dict:
                     values = {**_final(outcome, now), "not_before": None}
                     sent += outcome.status == "sent"
                     failed += outcome.status == "failed"
+                    if row.channel == "email" and channels.is_bounce(outcome):
+                        bounced.append((row.address, outcome.reason or outcome.code or "bounced"))
                 singles.append({"b_id": row.id, "attempts": attempts, **values})
         if singles:
             _update_rows(db, singles)
+        for address, reason in bounced:  # the address is dead: no later campaign tries it (consent `bounced`)
+            channels.mark_bounced(db, workspace_id=sender.workspace_id, address=address, reason=reason)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id)
                    .values(sent_count=Campaign.sent_count + sent, failed_count=Campaign.failed_count + failed, heartbeat_at=now))
     return {"sent": sent, "failed": failed}
