@@ -151,7 +151,7 @@ def mark_out_of_scope(db: Session, *, workspace_id: int, actor: Actor, gap_ids: 
     questions = [g.question for g in gaps]
     if item is None:
         item = service.create_item(db, workspace_id=workspace_id, actor=actor, external_id=OUT_OF_SCOPE_ID,
-                                   kind="out_of_scope", answer="", title="Out of scope", phrasings=questions)
+                                   kind="out_of_scope", answer="", title="範圍外 Out of scope", phrasings=questions)
     else:
         known = service.phrasings_of(db, workspace_id=workspace_id, item_ids=[item.id])[item.id]
         item = service.update_item(db, workspace_id=workspace_id, actor=actor, item_id=item.id,
