@@ -70,7 +70,7 @@ def tune_budget(workspace: Workspace, index) -> None:
              kfold=index.calibration.stats, validation_right=part["in_scope_correct"],
              validation_wrong=part["in_scope_wrong"], validation_out_of_scope_handed_off=part["oos_handed_off"])
     examples, items = calibration_examples(index, classify=False)
-    fitted = calibration.fit(examples, items, minimum=1)
+    fitted = calibration.fit(examples, items)
     emit(figure="default_calibration", weights=fitted.weights, bias=fitted.bias, threshold=fitted.threshold,
          kfold=fitted.stats)
 

@@ -128,12 +128,11 @@ def folds_of(row_item: np.ndarray, is_phrasing: np.ndarray, folds: int = FOLDS) 
 
 
 def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int,
-        minimum: int | None = None, max_wrong: float | None = None) -> Calibration:
+        max_wrong: float | None = None) -> Calibration:
     """examples: (signals, top item is right, question is in scope). Too few items or examples to learn
-    from (fewer than `minimum` items, MIN_ITEMS unless given): DEFAULT."""
-    minimum = MIN_ITEMS if minimum is None else minimum
+    from (fewer than MIN_ITEMS items with phrasings to leave out): DEFAULT."""
     positives = sum(1 for _, _, in_scope in examples if in_scope)
-    if items_with_phrasings < minimum or positives < 2 * MIN_ITEMS:
+    if items_with_phrasings < MIN_ITEMS or positives < 2 * MIN_ITEMS:
         return DEFAULT
     x = np.vstack([s for s, _, _ in examples])
     right = np.array([r for _, r, _ in examples])

@@ -302,9 +302,7 @@ def fit_calibration_of(index: Index, *, classify: bool = True) -> calibration.Ca
     """The calibration of `index`, fitted on calibration_examples. `classify=False` fits the calibration
     of an index without a classifier (calibration.DEFAULT is one)."""
     examples, items_with_phrasings = calibration_examples(index, classify=classify)
-    if items_with_phrasings < calibration.MIN_ITEMS:
-        return calibration.DEFAULT
-    return calibration.fit(examples, items_with_phrasings, minimum=None if classify else 1)
+    return calibration.fit(examples, items_with_phrasings)
 
 
 def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, int]:
