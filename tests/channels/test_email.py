@@ -77,10 +77,27 @@ def test_a_dropped_connection_is_reopened():
     with smtp_server() as (host, port, server):
         adapter = _adapter(host, port)
         assert adapter.send([_mail("x@example.com")])[0].status == "sent"
-        adapter._smtp.sock.shutdown(socket.SHUT_RDWR)  # the server (or a NAT) dropped the pooled connection
+        adapter._idle[0].sock.shutdown(socket.SHUT_RDWR)  # the server (or a NAT) dropped the pooled connection
         assert adapter.send([_mail("y@example.com")])[0].status == "sent"
         adapter.close()
         assert adapter.connections_opened == 2 and len(server.messages) == 2
+
+
+def test_threads_sharing_an_adapter_each_get_their_own_connection():
+    # the send engine calls one adapter from several threads; on one shared SMTP session their commands would
+    # interleave and the server would answer 503 to some of them
+    from concurrent.futures import ThreadPoolExecutor
+
+    with smtp_server() as (host, port, server):
+        adapter = _adapter(host, port)
+        addresses = [f"{'bounce' if i % 5 == 0 else 'fan'}{i}@example.com" for i in range(40)]
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            outcomes = list(pool.map(lambda a: adapter.send([_mail(a)])[0], addresses))
+        adapter.close()
+    codes = [o.code for o in outcomes]
+    assert codes == ["550" if a.startswith("bounce") else "250" for a in addresses]
+    assert sorted(r for m in server.messages for r in m.recipients) == sorted(a for a in addresses if a.startswith("fan"))
+    assert adapter.connections_opened <= 4
 
 
 def test_unreachable_server_is_retry():

@@ -1,7 +1,10 @@
 """E-mail over SMTP (smtplib).
 
-One SMTP connection is opened on first use and reused for every message of a `send()` call and across
-calls, until `close()` (or the server drops it: then it is reopened once and the message tried again).
+Connections are pooled: a message takes an idle connection (or opens one), and gives it back after, so
+one connection serves every message of a `send()` call and later calls, and the send engine's threads
+each get their own (an SMTP session is a conversation: two threads on one would interleave commands and
+the server answers 503). `close()` quits them all; a pooled connection the server dropped is reopened
+once and the message tried again.
 STARTTLS (default, port 587), implicit TLS (`ssl`, port 465) or none (a local relay); AUTH when a
 username is set.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import logging
 import smtplib
 import ssl
+import threading
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate
 
@@ -63,7 +67,8 @@ class EmailAdapter:
         self.domain = self.from_address.rsplit("@", 1)[-1]
         self.bucket = f"email:{self.host}:{self.port}:{self.username or self.from_address}"
         self.info = ChannelInfo(kind="email", max_batch=1)
-        self._smtp: smtplib.SMTP | None = None
+        self._idle: list[smtplib.SMTP] = []  # connections no thread is using
+        self._lock = threading.Lock()
         self.connections_opened = 0  # for tests and metrics: proves the connection is reused
 
     # --- connection --------------------------------------------------------------------------------
@@ -87,18 +92,25 @@ class EmailAdapter:
         self.connections_opened += 1
         return smtp
 
-    def _connection(self) -> smtplib.SMTP:
-        if self._smtp is None:
-            self._smtp = self._connect()
-        return self._smtp
+    def _take(self) -> tuple[smtplib.SMTP, bool]:
+        """An idle connection (pooled=True) or a new one."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _give_back(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            self._idle.append(smtp)
 
     def close(self) -> None:
-        if self._smtp is not None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp in idle:
             try:
-                self._smtp.quit()
+                smtp.quit()
             except (smtplib.SMTPException, OSError):
-                self._smtp.close()
-            self._smtp = None
+                smtp.close()
 
     # --- messages ----------------------------------------------------------------------------------
 
@@ -132,51 +144,58 @@ class EmailAdapter:
             return Outcome(key=message.key, status="failed", reason=f"cannot build the e-mail: {error}"[:500], code="invalid")
         ratelimit.acquire(self.bucket, rate=self.rate, burst=max(1, int(self.rate)))
         for attempt in (1, 2):
-            pooled = self._smtp is not None
             try:
-                refused = self._connection().send_message(mail, from_addr=self.from_address, to_addrs=[message.to])
-            except smtplib.SMTPRecipientsRefused as error:
-                code, text = error.recipients.get(message.to, next(iter(error.recipients.values()), (550, b"refused")))
-                return self._refused(message.key, code, text)
-            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
-                self._reset()
-                return self._refused(message.key, error.smtp_code, error.smtp_error)
-            except (smtplib.SMTPServerDisconnected, ConnectionError) as error:
-                self._drop()
-                if attempt == 2 or not pooled:
-                    return Outcome(key=message.key, status="retry", reason=f"the SMTP connection failed: {error}"[:500], code="network")
-                continue  # a pooled connection the server (or a NAT) dropped: open a fresh one once
-            except smtplib.SMTPResponseException as error:
-                self._drop()
-                return self._refused(message.key, error.smtp_code, error.smtp_error)
+                smtp, pooled = self._take()
             except (smtplib.SMTPException, OSError) as error:
-                self._drop()
                 return Outcome(key=message.key, status="retry", reason=f"cannot reach {self.host}:{self.port}: {error}"[:500], code="network")
-            if refused:
-                code, text = refused.get(message.to, (550, b"refused"))
-                return self._refused(message.key, code, text)
-            return Outcome(key=message.key, status="sent", provider_id=self.message_id(message.key), code="250")
+            outcome = self._transact(smtp, mail, message)
+            if outcome is None:  # the connection broke: it is closed, not given back
+                if attempt == 2 or not pooled:
+                    return Outcome(key=message.key, status="retry", reason="the SMTP connection failed", code="network")
+                continue  # a pooled connection the server (or a NAT) dropped: open a fresh one once
+            return outcome
         raise AssertionError("unreachable")
+
+    def _transact(self, smtp: smtplib.SMTP, mail: EmailMessage, message: Outgoing) -> Outcome | None:
+        """One SMTP transaction on a connection this thread holds. The connection goes back to the pool when
+        it is still usable; None means it broke."""
+        try:
+            refused = smtp.send_message(mail, from_addr=self.from_address, to_addrs=[message.to])
+        except smtplib.SMTPRecipientsRefused as error:  # smtplib has sent RSET already
+            self._give_back(smtp)
+            code, text = error.recipients.get(message.to, next(iter(error.recipients.values()), (550, b"refused")))
+            return self._refused(message.key, code, text)
+        except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as error:
+            self._reset(smtp)
+            return self._refused(message.key, error.smtp_code, error.smtp_error)
+        except (smtplib.SMTPServerDisconnected, ConnectionError):
+            smtp.close()
+            return None
+        except smtplib.SMTPResponseException as error:
+            smtp.close()
+            return self._refused(message.key, error.smtp_code, error.smtp_error)
+        except (smtplib.SMTPException, OSError) as error:
+            smtp.close()
+            return Outcome(key=message.key, status="retry", reason=f"cannot reach {self.host}:{self.port}: {error}"[:500], code="network")
+        self._give_back(smtp)
+        if refused:
+            code, text = refused.get(message.to, (550, b"refused"))
+            return self._refused(message.key, code, text)
+        return Outcome(key=message.key, status="sent", provider_id=self.message_id(message.key), code="250")
 
     def _refused(self, key: str, code: int, text) -> Outcome:
         reason = f"{code} {_decode(text)}".strip()[:500]
         status = "failed" if 500 <= int(code) < 600 else "retry"
         return Outcome(key=key, status=status, reason=reason, code=str(code))
 
-    def _reset(self) -> None:
+    def _reset(self, smtp: smtplib.SMTP) -> None:
         """After a refused transaction the connection stays usable once RSET clears it."""
-        if self._smtp is not None:
-            try:
-                self._smtp.rset()
-            except (smtplib.SMTPException, OSError):
-                self._drop()
-
-    def _drop(self) -> None:
-        if self._smtp is not None:
-            try:
-                self._smtp.close()
-            finally:
-                self._smtp = None
+        try:
+            smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+            return
+        self._give_back(smtp)
 
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
         return [self._send_one(message) for message in messages]
