@@ -36,6 +36,7 @@ def _children(result) -> list[dict]:
     ("Spent over 3,000 in the last 90 days", "en", [{"kind": "orders", "measure": "total_spent", "op": "gt", "value": 3000.0, "days": 90}]),
     ("90天內買過保養但近30天沒有買", "zh-TW", [
         {"kind": "bought", "category": "保養", "days": 90}, {"kind": "orders", "measure": "count", "op": "equals", "value": 0.0, "days": 30}]),
+    ("bought skincare in the last 90 days", "en", [{"kind": "bought", "category": "保養", "days": 90}]),
     ("台北的女性", "zh-TW", [{"kind": "attribute", "field": "gender", "op": "equals", "value": "female"},
                            {"kind": "attribute", "field": "city", "op": "equals", "value": "臺北市"}]),
     ("email subscribers who are not VIP", "en", [{"kind": "reachable", "channel": "email", "value": True},

@@ -34,6 +34,18 @@ CITIES = {  # normalised spellings → the usual stored name
     "tainan": "台南市", "高雄": "高雄市", "kaohsiung": "高雄市", "新竹": "新竹市", "hsinchu": "新竹市", "基隆": "基隆市",
     "keelung": "基隆市", "宜蘭": "宜蘭縣", "yilan": "宜蘭縣", "花蓮": "花蓮縣", "hualien": "花蓮縣",
 }
+# the usual retail categories in both languages: a workspace's category stored in one language is also
+# found by its names in the other ("bought skincare" finds 保養, 「買過彩妝」 finds "Makeup")
+CATEGORY_NAMES = [
+    ("保養", "保養品", "skincare", "skin care"), ("彩妝", "化妝品", "makeup", "cosmetics"), ("美妝", "beauty"),
+    ("香水", "香氛", "perfume", "fragrance"), ("髮品", "洗髮", "haircare", "hair care"), ("保健", "保健食品", "supplements", "health"),
+    ("服飾", "衣服", "clothing", "apparel", "fashion"), ("鞋", "鞋子", "shoes", "footwear"), ("包包", "bags", "handbags"),
+    ("配件", "accessories"), ("飾品", "珠寶", "jewelry", "jewellery"), ("食品", "food", "groceries"), ("零食", "snacks"),
+    ("飲料", "飲品", "drinks", "beverages"), ("茶", "茶葉", "tea"), ("咖啡", "coffee"), ("家電", "appliances"),
+    ("3c", "電子", "electronics", "gadgets"), ("母嬰", "嬰兒", "baby", "maternity"), ("寵物", "pets", "pet supplies"),
+    ("居家", "家居", "home", "homeware"), ("廚房", "廚具", "kitchen", "kitchenware"), ("文具", "stationery"),
+    ("玩具", "toys"), ("書籍", "books"), ("運動", "運動用品", "sports", "sportswear"), ("戶外", "outdoor"),
+]
 EVENTS = [  # (pattern, event name)
     (r"加入購物車|加購物車|放入購物車|add(?:ed|s)? (?:\w+ )?to (?:the )?cart|cart add", "Product Added"),
     (r"結帳|checkout|checked out|started checkout", "Checkout Started"),
@@ -74,6 +86,11 @@ def vocabulary(db: Session, *, workspace_id: int) -> Vocabulary:
     tags = {normalise(n): n for n in db.scalars(select(Tag.name).where(Tag.workspace_id == workspace_id))}
     categories = {normalise(n): n for n in db.scalars(select(Product.category).distinct().where(
         Product.workspace_id == workspace_id, Product.category.is_not(None)).limit(500))}
+    for names in CATEGORY_NAMES:  # the other language's names of a stored category (the stored spelling wins)
+        stored_as = next((categories[normalise(n)] for n in names if normalise(n) in categories), None)
+        if stored_as:
+            for name in names:
+                categories.setdefault(normalise(name), stored_as)
     # the workspace's own spellings of cities first, so "台北" finds "台北市" or "臺北市" as stored
     stored = db.scalars(select(Contact.city).where(Contact.workspace_id == workspace_id, Contact.city.is_not(None))
                         .group_by(Contact.city).order_by(func.count().desc()).limit(50))
