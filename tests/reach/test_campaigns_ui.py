@@ -40,6 +40,28 @@ def test_wizard_count_draft_and_progress(owner_client, seeded, database):  # noq
     assert len(ids) == 20
 
 
+def test_the_wizard_estimates_the_cost_and_remembers_the_prices(owner_client, seeded, database):  # noqa: F811
+    from tutti.platform.audit import Actor
+    from tutti.reach.segments import service as segments
+
+    client = owner_client
+    connect_line(database, seeded.workspace_id, base_url="http://127.0.0.1:9")
+    add_contacts(database, seeded.workspace_id, 20)
+    with database.session() as db:
+        segment_id = segments.create_segment(db, workspace_id=seeded.workspace_id, name="有 LINE", actor=Actor.cli(), rules={
+            "root": {"kind": "group", "op": "and", "children": [{"kind": "identity", "identity": "line_uid", "present": True}]}}).id
+    form = _form(client, segment_ids=str(segment_id), cost_line="0.35")
+    count = client.post("/campaigns/count", data=form)
+    assert count.status_code == 200, count.text
+    reachable = int(count.text.split('data-testid="count-send">')[1].split("<")[0].replace(",", ""))
+    expected = f"{(reachable + round(reachable * 10 / 9) - reachable) * 0.9 * 0.35:,.2f}"  # the hold-out costs nothing
+    assert 'data-testid="count-cost"' in count.text and expected in count.text, (expected, count.text)
+    assert client.post("/campaigns", data={**form, "action": "draft"}, follow_redirects=False).status_code == 303
+    with database.read_session() as db:
+        assert db.scalar(select(Campaign.costs)) == {"line": 0.35}
+    assert 'name="cost_line" min="0" step="0.01" value="0.35"' in client.get("/campaigns/new").text
+
+
 def test_both_languages_have_every_campaign_key():
     en = {k for k in json.loads((LOCALES / "en.json").read_text()) if k.startswith("campaigns.")}
     zh = {k for k in json.loads((LOCALES / "zh-TW.json").read_text()) if k.startswith("campaigns.")}

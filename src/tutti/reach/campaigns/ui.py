@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
+from starlette.datastructures import FormData
 from sqlalchemy import func, select
 
 from tutti.platform.errors import TuttiError
@@ -86,6 +87,7 @@ def _data_from_form(form, zone: str) -> tuple[dict, str]:
                         if form.get("quiet_start") and form.get("quiet_end") else None),
         "frequency_cap": ({"max": int(_number(form, "cap_max")), "days": int(_number(form, "cap_days", 7))}
                           if _number(form, "cap_max") else None),
+        "costs": {kind: _number(form, f"cost_{kind}") for kind in CHANNEL_KINDS if _number(form, f"cost_{kind}") is not None},
     }
     when = str(form.get("when") or "now")
     if when == "later" and form.get("scheduled_at"):
@@ -110,7 +112,11 @@ def live_count(ui: UiContext, data: dict) -> dict:
     else:
         by_channel = {}
     held = round(counts["ok"] * (data.get("holdout_percent") or 0) / 100)
+    sent_share = 1 - (data.get("holdout_percent") or 0) / 100
+    prices = data.get("costs") or {}
+    cost = sum(n * sent_share * max(0.0, prices.get(kind) or 0.0) for kind, n in by_channel.items())
     return {"reachable": counts["ok"], "holdout": held, "send": counts["ok"] - held, "by_channel": by_channel,
+            "cost": round(cost, 2) if prices else None, "currency": ui.workspace.currency,
             "skipped": {k: v for k, v in counts.items() if k != "ok"}, "missing_channels": [k for k in data["channels"] if k not in connected]}
 
 
@@ -125,7 +131,15 @@ def campaign_list(ui: UiContext = page_context):
 def campaign_new(ui: UiContext = page_context):
     ui.require("campaigns.send")
     return render(ui, "campaigns/wizard.html", segments=_segments(ui), templates=_templates(ui), connected=_connected(ui),
-                  kinds=CHANNEL_KINDS, error=None, form={})
+                  kinds=CHANNEL_KINDS, error=None, form=_last_prices(ui))
+
+
+def _last_prices(ui: UiContext) -> FormData:
+    """The prices per message the workspace's latest campaign used: a new campaign starts from them (as the
+    form's values, which the page reads like a submitted form)."""
+    costs = ui.db.scalar(select(Campaign.costs).where(Campaign.workspace_id == ui.workspace_id)
+                         .order_by(Campaign.id.desc()).limit(1)) or {}
+    return FormData([(f"cost_{kind}", f"{price:g}") for kind, price in costs.items()])
 
 
 @router.post("/campaigns/count")
