@@ -145,6 +145,19 @@ def test_demo_brand_is_plausible(database):
         assert all(applied[t] >= n for t, n in current.items())
         assert applied[tags["新會員"]] > current[tags["新會員"]]  # joined earlier in the year: the tag expired
 
+        # segments to start from, refreshed: sizes equal a count of their rules now
+        from tutti.reach.segments import service as segments
+        from tutti.reach.segments.models import Segment, SegmentMember
+
+        made = db.scalars(select(Segment).where(Segment.workspace_id == w).order_by(Segment.id)).all()
+        assert len(made) == 5 and all(s.refreshed_at is not None for s in made)
+        for segment in made:
+            members = db.scalar(select(func.count()).select_from(SegmentMember).where(SegmentMember.segment_id == segment.id))
+            assert segment.size == members == segments.count(db, workspace_id=w, rules=segment.rules)
+        vip_line, top = made[0], made[2]
+        assert 0 < vip_line.size < current[tags["VIP"]]  # VIPs without LINE are left out
+        assert 0.15 * len(per_buyer) <= top.size <= 0.25 * len(per_buyer)
+
 
 def test_building_again_changes_nothing_and_other_sizes_need_reset(database):
     first = build(database)

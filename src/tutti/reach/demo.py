@@ -11,9 +11,10 @@ from tutti.platform.db import Database
 
 
 def _builders() -> list:
+    from tutti.reach.segments import demo as segments_demo
     from tutti.reach.tracking import demo as tracking_demo
 
-    return [tracking_demo.build]
+    return [tracking_demo.build, segments_demo.build]  # segments last: "clicked in 60 days" sees the campaign
 
 
 def build_demo(database: Database, *, workspace_id: int, seed: int, today: date, contacts: int, report) -> None:
