@@ -14,7 +14,7 @@ import time as clock
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, except_, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -162,16 +162,18 @@ def refresh(db: Session, *, workspace_id: int, segment_id: int, now: datetime | 
     current = select(SegmentMember.contact_id).where(SegmentMember.segment_id == segment_id)
     change_columns = ["workspace_id", "segment_id", "contact_id", "change", "at", "refresh_id"]
 
-    def record_changes(difference, change: str) -> None:
-        # a set difference, the members' statement one level deep: SQLite's parser has a fixed stack, and
-        # an RFM rule nested one level more (… NOT IN (SELECT … FROM (members))) overflowed it
-        ids = difference.subquery("d")
-        db.execute(insert(SegmentChange).from_select(change_columns, select(
-            literal(workspace_id), literal(segment_id), ids.c.contact_id, literal(change), literal(now, SegmentChange.at.type),
-            literal(run.id))))
+    def change_rows(ids, change: str):
+        return select(literal(workspace_id), literal(segment_id), ids, literal(change), literal(now, SegmentChange.at.type),
+                      literal(run.id))
 
-    record_changes(except_(members, current), "entered")
-    record_changes(except_(current, members), "left")
+    # the members' statement one level deep in both: SQLite's parser has a fixed stack, and an RFM rule one
+    # level deeper (… NOT IN (SELECT m.contact_id FROM (members) AS m)) overflowed it
+    entering = members.subquery("m")
+    db.execute(insert(SegmentChange).from_select(
+        change_columns, change_rows(entering.c.contact_id, "entered").where(entering.c.contact_id.not_in(current))))
+    db.execute(insert(SegmentChange).from_select(
+        change_columns, change_rows(SegmentMember.contact_id, "left")
+        .where(SegmentMember.segment_id == segment_id, SegmentMember.contact_id.not_in(members))))
     # counted, not taken from rowcount: the PostgreSQL driver answers -1 for INSERT … SELECT here
     tally = dict(db.execute(select(SegmentChange.change, func.count()).where(SegmentChange.refresh_id == run.id)
                             .group_by(SegmentChange.change)).all())
