@@ -66,3 +66,27 @@ def test_build_count_save_and_see_members_in_the_browser(page, live_server):  # 
     page.wait_for_function("document.querySelector('[data-testid=sample]').innerText.includes('王小明')")
     page.goto("/segments")
     assert "有 LINE 的 VIP" in page.content()
+
+
+def test_groups_nest_in_groups_in_the_browser(page, live_server):  # noqa: F811
+    # VIP AND (any of: (NOT all of: 愛喝烏龍)): the VIP who does not love oolong, 林美玲
+    sign_in_browser(page, live_server, wait=True)
+    page.goto("/segments/new")
+    page.get_by_test_id("add-condition").click()
+    page.get_by_test_id("tag").first.select_option("VIP")
+    page.get_by_test_id("add-group").click()
+    page.get_by_test_id("group-add-group").first.click()  # a group inside the group
+    inner = page.get_by_test_id("group").nth(1)
+    inner.get_by_test_id("group-op").select_option("and")
+    inner.get_by_test_id("group-negate").check()
+    inner.get_by_test_id("group-add-condition").click()
+    page.get_by_test_id("tag").nth(1).select_option("愛喝烏龍")
+    page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
+    assert "林美玲" in page.get_by_test_id("sample").inner_text()
+    page.get_by_test_id("segment-name").fill("不愛烏龍的 VIP")
+    page.get_by_test_id("save").click()
+    page.wait_for_url("**/segments/*")
+    assert page.get_by_test_id("saved-size").inner_text().strip() == "1"
+    assert page.get_by_test_id("group").count() == 2  # the saved tree comes back with both levels editable
+    assert page.get_by_test_id("group").nth(1).get_by_test_id("group-negate").is_checked()
+    assert page.get_by_test_id("tag").nth(1).input_value() == "愛喝烏龍"

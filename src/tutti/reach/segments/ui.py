@@ -49,7 +49,7 @@ def segment_list(ui: UiContext = page_context):
 
 def _builder(ui: UiContext, segment=None):
     rules = segment.rules if segment else EMPTY_RULES
-    return render(ui, "segments/builder.html", segment=segment, rules=rules, vocab=_vocabulary(ui),
+    return render(ui, "segments/builder.html", segment=segment, rules=rules, vocab=_vocabulary(ui), max_depth=s.MAX_DEPTH,
                   freshness=service.refresh_status(segment) if segment else None, can_manage=ui.can("segments.manage"))
 
 

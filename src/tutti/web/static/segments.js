@@ -82,7 +82,19 @@
         node.tag = this.vocab.tags[0] || "";
         list.push(node);
       },
-      addGroup() { this.rules.root.children.push({ kind: "group", op: "or", negate: false, children: [] }); },
+      addGroup(list) { list.push({ kind: "group", op: "or", negate: false, children: [] }); },
+      maxDepth: data.max_depth,
+      rows() {
+        // every node below the root, depth first, with the list that holds it (to remove it) and its depth
+        const out = [];
+        const walk = (group, depth, path) => group.children.forEach((node, index) => {
+          const key = path + "." + index;
+          out.push({ node, list: group.children, index, depth, key: key + ":" + node.kind });
+          if (node.kind === "group") walk(node, depth + 1, key);
+        });
+        walk(this.rules.root, 0, "root");
+        return out;
+      },
       remove(list, i) { list.splice(i, 1); },
       resetKind(node) {
         const kind = node.kind;
