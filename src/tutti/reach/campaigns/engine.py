@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from tutti.channels.base import Outcome, Outgoing
@@ -89,8 +89,10 @@ class Sender:
     messages: dict = field(default_factory=dict)  # (variant id, kind) -> content.Message
     pool: ThreadPoolExecutor | None = None
     # whether queued rows that keep a batch key (retries) may exist: looking for them scans the campaign's
-    # queued rows, so it is done at the start and after a round that asked for a retry, not every claim
+    # rows (no index holds the status), so it is done at the start and after a round that asked for a
+    # retry, not every claim; and not before the earliest back-off seen ends
     retries_possible: bool = True
+    retry_due_at: datetime | None = None
     # fresh rows up to this id were read by this sender: the next claim reads after it, so it never walks
     # again over the index entries of rows already sent (dead ones included, until PostgreSQL vacuums)
     after_id: int = 0
@@ -99,6 +101,9 @@ class Sender:
     pending: dict = field(default_factory=dict)
     pending_since: dict = field(default_factory=dict)
     round: int = 0
+
+    def expect_retries(self) -> None:
+        self.retries_possible, self.retry_due_at = True, None
 
     def close(self) -> None:
         if self.pool is not None:
@@ -230,20 +235,24 @@ def _lock(db: Session, query):
     return query.with_for_update(skip_locked=True) if db.get_bind().dialect.name == "postgresql" else query
 
 
-def _retry_rows(sender: Sender, db: Session, limit: int, due) -> list[Row]:
-    """Queued rows that keep a batch key (a retry): whole batches, with the key they had."""
-    if not sender.retries_possible:
+def _retry_rows(sender: Sender, db: Session, limit: int, now: datetime) -> list[Row]:
+    """Queued rows that keep a batch key (a retry) and whose back-off is over: whole batches, with the key
+    they had."""
+    if not sender.retries_possible or (sender.retry_due_at is not None and now < sender.retry_due_at):
         return []
-    retry_keys = list(db.scalars(select(Delivery.batch_key).where(
-        Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None), due)
-        .group_by(Delivery.batch_key).limit(max(1, limit // 500))))
-    if not retry_keys:
-        if not db.scalar(select(Delivery.id).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
-                                                   Delivery.batch_key.is_not(None)).limit(1)):
-            sender.retries_possible = False  # none waiting for their back-off either
+    batches = db.execute(select(Delivery.batch_key, func.min(Delivery.not_before)).where(
+        Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued", Delivery.batch_key.is_not(None))
+        .group_by(Delivery.batch_key)).all()
+    if not batches:
+        sender.retries_possible = False
         return []
+    due = [key for key, not_before in batches if not_before is None or not_before <= now][:max(1, limit // 500)]
+    if not due:
+        sender.retry_due_at = min(not_before for _, not_before in batches)
+        return []
+    sender.retry_due_at = None
     return _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
-                                                       Delivery.batch_key.in_(retry_keys), Delivery.status == "queued")))
+                                                       Delivery.batch_key.in_(due), Delivery.status == "queued")))
 
 
 def _fresh_rows(sender: Sender, db: Session, limit: int) -> list[Row]:
@@ -261,11 +270,10 @@ def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
     """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
     limit = limit or CLAIM_SIZE or get_settings().campaign_batch_size  # read at call time
     now = utcnow()
-    due = or_(Delivery.not_before.is_(None), Delivery.not_before <= now)
     with sender.database.session() as db:
         # retries first, whole batches with the key they had: the provider may hold the first attempt
         requests: list[Request] = []
-        retries = _retry_rows(sender, db, limit, due)
+        retries = _retry_rows(sender, db, limit, now)
         if retries:
             sender.render(db, retries)
             requests = _regroup(retries)
@@ -298,7 +306,8 @@ def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
         count = db.execute(update(Delivery).where(in_ids(Delivery.id, ids, dialect), Delivery.status == "queued")
                            .values(status="sending", batch_key=batch_key).execution_options(synchronize_session=False)).rowcount
         if count != len(ids):
-            mine = set(db.scalars(select(Delivery.id).where(Delivery.batch_key == batch_key, Delivery.status == "sending")))
+            mine = set(db.scalars(select(Delivery.id).where(in_ids(Delivery.id, ids, dialect), Delivery.batch_key == batch_key,
+                                                            Delivery.status == "sending")))
             members = [Request(r.batch_key, r.channel_id, [row for row in r.rows if row.id in mine], r.grouped) for r in members]
             members = [r for r in members if r.rows]
         marked.extend(members)
@@ -333,6 +342,7 @@ def record(sender: Sender, results: list[Result]) -> dict:
     now = utcnow()
     sent = failed = 0
     with sender.database.session() as db:
+        dialect = db.get_bind().dialect.name
         # lock the campaign row before the deliveries (see claim)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now))
         singles: list[dict] = []
@@ -342,7 +352,9 @@ def record(sender: Sender, results: list[Result]) -> dict:
             statuses = {o.status for o in result.outcomes}
             if request.grouped and len(statuses) == 1 and "retry" not in statuses:
                 outcome = result.outcomes[0]
-                db.execute(update(Delivery).where(Delivery.batch_key == request.batch_key, Delivery.status == "sending")
+                ids = [row.id for row in request.rows]
+                db.execute(update(Delivery).where(in_ids(Delivery.id, ids, dialect), Delivery.batch_key == request.batch_key,
+                                                  Delivery.status == "sending")
                            .values(**_final(outcome, now), attempts=Delivery.attempts + 1)
                            .execution_options(synchronize_session=False))
                 sent += len(request.rows) if outcome.status == "sent" else 0
@@ -355,7 +367,7 @@ def record(sender: Sender, results: list[Result]) -> dict:
                                       reason=f"gave up after {attempts} attempts: {outcome.reason or 'no answer'}",
                                       code=outcome.code)
                 if outcome.status == "retry":
-                    sender.retries_possible = True
+                    sender.expect_retries()
                     values = {"status": "queued", "not_before": now + timedelta(seconds=backoff(attempts, outcome.retry_after)),
                               "error_code": outcome.code, "error_reason": outcome.reason, "sent_at": None, "provider_id": None}
                 else:
@@ -453,7 +465,7 @@ def _run(database: Database, campaign_id: int) -> str:
                 return "waiting"
             # queued rows remain that the last claim did not look for: a retry the stage thread asked for
             # while that claim ran (it may have just cleared the flag)
-            sender.retries_possible = True
+            sender.expect_retries()
             time.sleep(max(0.05, wait))
     finally:
         sender.close()

@@ -92,13 +92,18 @@ class Delivery(Base):
 
     queued → sending (claimed, batch_key set, committed before the provider is called) → sent | failed;
     a transient failure goes back to queued with attempts + 1 and a not_before; cancel turns queued into
-    cancelled."""
+    cancelled.
+
+    No index holds a column the send path writes (status, batch_key, attempts, outcome), and on PostgreSQL
+    half of each page is left free (fillfactor 50): both writes of a broadcast (sending, then sent) are
+    then HOT updates that touch no index, ~2.4 µs a row instead of ~13 µs (see docs/campaigns.md). The
+    engine finds a campaign's rows by (campaign_id, id) and filters the status."""
 
     __tablename__ = "delivery"
     __table_args__ = (
-        Index("ix_delivery_campaign_status", "campaign_id", "status", "id"),
+        Index("ix_delivery_campaign_id", "campaign_id", "id"),
         Index("ix_delivery_contact_created", "workspace_id", "contact_id", "created_at"),
-        Index("ix_delivery_batch", "batch_key"),
+        {"postgresql_with": {"fillfactor": 50}},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
