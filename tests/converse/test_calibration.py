@@ -70,6 +70,27 @@ def test_the_threshold_keeps_wrong_answers_within_the_budget():
     assert loose <= strict
 
 
+def test_out_of_scope_examples_are_a_class_that_takes_probability_from_every_item():
+    from tutti.converse.knowledge.index import Rows, _train
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(15, 32))
+    def near(points, n):
+        v = points + 0.15 * rng.normal(size=(n, 32))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    item = np.repeat(np.arange(14), 6)
+    vectors = near(centres[item], len(item))
+    unrelated = near(np.repeat(centres[14:15], 30, axis=0), 30)  # questions no item answers, all alike
+    negatives = Rows(unrelated[:20], np.full(20, -1), [f"n{i}" for i in range(20)], np.ones(20, bool))
+    question = unrelated[20:]  # more like them, never learnt from
+    alone, _ = _train(vectors, item, 14)
+    with_negatives, classes = _train(vectors, item, 14, negatives)
+    assert with_negatives.classes == 15 and len(classes) == 14  # the last class is no item
+    assert alone.proba(question).max(axis=1).mean() > 0.3
+    assert with_negatives.proba(question)[:, :14].max(axis=1).mean() < 0.2  # the items' share fell
+    assert (np.argmax(with_negatives.proba(vectors)[:, :14], axis=1) == item).mean() > 0.95  # items still found
+
+
 def test_folds_leave_every_item_something_to_learn_from():
     row_item = np.array([0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 3, 3, 3, 3, 3])
     is_phrasing = np.ones(len(row_item), bool)

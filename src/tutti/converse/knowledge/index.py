@@ -40,6 +40,7 @@ from tutti.converse.knowledge.service import (
 CLASSIFIER_MAX_ITEMS = 1500
 CLASSIFIER_MAX_ROWS = 60_000
 OUT_OF_SCOPE = "out_of_scope"  # the kind of an item whose phrasings are questions to hand off
+OUT_OF_SCOPE_WEIGHT = 1.0  # the out-of-scope class weighs as much as this many items
 
 
 @dataclass
@@ -112,7 +113,8 @@ class Index:
                 np.maximum.at(lexical, self.bm25_item, raw / top)
         probability = np.zeros(n, dtype=np.float32)
         if self.model is not None:
-            probability[self.model_items] = self.model.proba(centred)[0]
+            # the last class, when there are negatives, is "out of scope": its share is no item's
+            probability[self.model_items] = self.model.proba(centred)[0][:len(self.model_items)]
         # the nearest out-of-scope example: a question closer to one of those than to any item is not ours
         negative = float((self.negatives.vectors @ centred).max()) if self.negatives and self.negatives.text else -1.0
         return {
@@ -184,9 +186,9 @@ def build(db: Session, *, workspace_id: int, at_version: tuple) -> Index:
     negative_texts = list(calibration.shipped_negatives()) + negatives.text
     negative_vectors = np.vstack([shipped_negative_vectors(), negatives.vectors])
     centres = language_centres(np.vstack([rows.vectors, negative_vectors]), rows.text + negative_texts)
-    index = assemble(workspace_id, at_version, items, rows, centres)
-    index.negatives = Rows(centre(negative_vectors, negative_texts, centres), np.full(len(negative_texts), -1),
-                           negative_texts, np.ones(len(negative_texts), dtype=bool))
+    negatives = Rows(centre(negative_vectors, negative_texts, centres), np.full(len(negative_texts), -1),
+                     negative_texts, np.ones(len(negative_texts), dtype=bool))
+    index = assemble(workspace_id, at_version, items, rows, centres, negatives=negatives)
     index.calibration = _stored(db, workspace_id)
     index.built_seconds = time.perf_counter() - started
     return index
@@ -273,14 +275,15 @@ def shipped_negative_vectors() -> np.ndarray:
 
 
 def assemble(workspace_id: int, version: tuple, items: list[ItemInfo], rows: Rows,
-             centres: dict[bool, np.ndarray], *, classify: bool = True) -> Index:
+             centres: dict[bool, np.ndarray], *, negatives: Rows | None = None, classify: bool = True) -> Index:
     """An index over `rows` (no calibration fitted: the caller decides); without a classifier when
-    `classify` is false."""
+    `classify` is false. `negatives` (centred) are the out-of-scope examples: compared with each question,
+    and one more class of the classifier."""
     vectors = centre(rows.vectors, rows.text, centres) if len(rows.text) else rows.vectors
     documents = rows.text + [item.title for item in items]
     document_item = np.concatenate([rows.item, np.arange(len(items), dtype=np.int64)])
     lexical = bm25.BM25(documents) if documents else None
-    model, model_items = _train(vectors, rows.item, len(items)) if classify else (None, np.zeros(0, np.int64))
+    model, model_items = _train(vectors, rows.item, len(items), negatives) if classify else (None, np.zeros(0, np.int64))
     return Index(
         workspace_id=workspace_id,
         version=version,
@@ -294,6 +297,7 @@ def assemble(workspace_id: int, version: tuple, items: list[ItemInfo], rows: Row
         bm25_item=document_item,
         model=model,
         model_items=model_items,
+        negatives=negatives,
         stats={"items": len(items), "rows": len(rows.text), "classifier": model is not None},
     )
 
@@ -322,9 +326,9 @@ def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, 
     examples = []
     for k in range(calibration.FOLDS):
         held = fold == k
+        # a negative is never compared with itself, nor learnt from by the model that is asked it
         part = assemble(index.workspace_id, index.version, index.items, rows.subset(~held), {},
-                        classify=classify)
-        part.negatives = negatives.subset(negative_fold != k)  # a negative is never compared with itself
+                        negatives=negatives.subset(negative_fold != k), classify=classify)
         asked = [(rows.text[r], rows.vectors[r], int(rows.item[r])) for r in np.flatnonzero(held)]
         asked += [(negatives.text[j], negatives.vectors[j], -1) for j in np.flatnonzero(negative_fold == k)]
         for text, vector, expected in asked:
@@ -335,11 +339,12 @@ def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, 
     return examples, items_with_phrasings
 
 
-def _train(vectors: np.ndarray, row_item: np.ndarray, n_items: int):
-    """The classifier over every row (phrasings and passages), one class per item; None when there
-    are too few classes to learn from or too many to train quickly. A handful of classes is too few: a
-    softmax over four items gives an unrelated question 0.9 for one of them, so small knowledge bases are
-    matched and calibrated on similarity alone."""
+def _train(vectors: np.ndarray, row_item: np.ndarray, n_items: int, negatives: Rows | None = None):
+    """The classifier over every row (phrasings and passages), one class per item, plus one class of the
+    out-of-scope examples when there are any (so a question like them takes probability from every item);
+    None when there are too few classes to learn from or too many to train quickly. A handful of classes is
+    too few: a softmax over four items gives an unrelated question 0.9 for one of them, so small knowledge
+    bases are matched and calibrated on similarity alone."""
     classes = np.unique(row_item) if len(row_item) else np.zeros(0, dtype=np.int64)
     if len(classes) < calibration.MIN_ITEMS or len(classes) > CLASSIFIER_MAX_ITEMS or len(row_item) > CLASSIFIER_MAX_ROWS:
         return None, np.zeros(0, dtype=np.int64)
@@ -348,5 +353,11 @@ def _train(vectors: np.ndarray, row_item: np.ndarray, n_items: int):
     labels = label_of[row_item]
     counts = np.bincount(labels, minlength=len(classes)).astype(np.float32)
     weights = 1.0 / counts[labels]  # every item weighs the same however many phrasings it has
-    model = classifier.train(vectors, labels, len(classes), weights=weights, scale=10.0, steps=400)
+    n_classes = len(classes)
+    if negatives is not None and len(negatives.text):
+        vectors = np.vstack([vectors, negatives.vectors])
+        labels = np.concatenate([labels, np.full(len(negatives.text), n_classes, dtype=np.int64)])
+        weights = np.concatenate([weights, np.full(len(negatives.text), OUT_OF_SCOPE_WEIGHT / len(negatives.text), np.float32)])
+        n_classes += 1
+    model = classifier.train(vectors, labels, n_classes, weights=weights, scale=10.0, steps=400)
     return model, classes.astype(np.int64)
