@@ -49,6 +49,16 @@ def test_builder_endpoints_and_pages(owner):
     assert "updated just now" in owner.get("/segments").text
 
 
+def _one_member_saved(page, member: str, name: str) -> None:
+    """The live count shows one member, `member`; saved as `name`, the segment's page says one."""
+    page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
+    assert member in page.get_by_test_id("sample").inner_text()
+    page.get_by_test_id("segment-name").fill(name)
+    page.get_by_test_id("save").click()
+    page.wait_for_url("**/segments/*")
+    assert page.get_by_test_id("saved-size").inner_text().strip() == "1"
+
+
 def test_build_count_save_and_see_members_in_the_browser(page, live_server):  # noqa: F811
     sign_in_browser(page, live_server, wait=True)
     page.goto("/segments/new")
@@ -57,12 +67,7 @@ def test_build_count_save_and_see_members_in_the_browser(page, live_server):  # 
     page.get_by_test_id("add-condition").click()
     page.get_by_test_id("kind").nth(1).select_option("identity")
     page.get_by_test_id("identity").select_option("line_uid")
-    page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
-    assert "王小明" in page.get_by_test_id("sample").inner_text()
-    page.get_by_test_id("segment-name").fill("有 LINE 的 VIP")
-    page.get_by_test_id("save").click()
-    page.wait_for_url("**/segments/*")
-    assert page.get_by_test_id("saved-size").inner_text().strip() == "1"
+    _one_member_saved(page, "王小明", "有 LINE 的 VIP")
     page.wait_for_function("document.querySelector('[data-testid=sample]').innerText.includes('王小明')")
     page.goto("/segments")
     assert "有 LINE 的 VIP" in page.content()
@@ -81,12 +86,7 @@ def test_groups_nest_in_groups_in_the_browser(page, live_server):  # noqa: F811
     inner.get_by_test_id("group-negate").check()
     inner.get_by_test_id("group-add-condition").click()
     page.get_by_test_id("tag").nth(1).select_option("愛喝烏龍")
-    page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
-    assert "林美玲" in page.get_by_test_id("sample").inner_text()
-    page.get_by_test_id("segment-name").fill("不愛烏龍的 VIP")
-    page.get_by_test_id("save").click()
-    page.wait_for_url("**/segments/*")
-    assert page.get_by_test_id("saved-size").inner_text().strip() == "1"
+    _one_member_saved(page, "林美玲", "不愛烏龍的 VIP")
     assert page.get_by_test_id("group").count() == 2  # the saved tree comes back with both levels editable
     assert page.get_by_test_id("group").nth(1).get_by_test_id("group-negate").is_checked()
     assert page.get_by_test_id("tag").nth(1).input_value() == "愛喝烏龍"
