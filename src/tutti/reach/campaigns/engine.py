@@ -50,7 +50,7 @@ SEND_THREADS = 8  # provider requests in flight at once (the rate limiter still 
 IDLE_WAIT = 20.0  # a sender waits this long in-process for a back-off to end; longer ones are the tick's
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     id: int
     key: str
@@ -208,13 +208,13 @@ class Sender:
 
 
 def _rows(db: Session, query) -> list[Row]:
-    return [Row(id=d.id, key=d.key, contact_id=d.contact_id, variant_id=d.variant_id, channel=d.channel,
-                channel_id=d.channel_id, address=d.address, attempts=d.attempts, batch_key=d.batch_key)
-            for d in db.execute(query).all()]
+    """`query` selects _COLUMNS, Row's fields in order: built positionally (a claim reads 20,000 rows, and
+    reading each column by name cost ~2 µs a row more)."""
+    return [Row(*d) for d in db.execute(query).all()]
 
 
 _COLUMNS = (Delivery.id, Delivery.key, Delivery.contact_id, Delivery.variant_id, Delivery.channel, Delivery.channel_id,
-            Delivery.address, Delivery.attempts, Delivery.batch_key)
+            Delivery.address, Delivery.attempts, Delivery.batch_key)  # Row's fields, in order
 
 
 def _regroup(rows: list[Row]) -> list[Request]:
