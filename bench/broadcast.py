@@ -1,7 +1,7 @@
 """A LINE broadcast to N recipients (default 1,000,000) through the send engine, against the LINE emulator
 running as a separate process with LINE's real multicast limit (200 requests/s).
 
-    .venv/bin/python bench/broadcast.py [--recipients 1000000] [--database postgresql+psycopg://…/tutti_bench_broadcast]
+    .venv/bin/python bench/broadcast.py [--recipients 1000000] [--database postgresql+psycopg://…/tutti_bench_broadcast] [--phases]
 
 Builds its own database (PostgreSQL by default, `tutti_bench_broadcast`, dropped and created) with N
 contacts who follow the LINE account (set-based INSERT … SELECT), sends one campaign personalised by city
@@ -9,7 +9,8 @@ contacts who follow the LINE account (set-based INSERT … SELECT), sends one ca
 and prints one JSON line per figure: audience snapshot time, personalised render rate (sandboxed Jinja2
 per recipient, no memo), the sustained multicast rate as a share of the limit, total time, duplicates and
 losses (from the emulator's own per-user counts). A second, smaller run sends a message with a tracked
-link — different for every recipient, so one push each — and reports its rate.
+link — different for every recipient, so one push each — and reports its rate. `--phases` adds where the
+sender's time went (wall seconds of each engine step, summed over threads).
 """
 
 from __future__ import annotations
@@ -206,12 +207,43 @@ def make_segment(database, workspace_id: int) -> int:
         return segment.id
 
 
+def time_engine_phases() -> dict[str, float]:
+    """Wrap the send engine's steps to add up the wall time each takes (a diagnostic: it changes nothing
+    they do). Returns the dict the wrappers fill."""
+    import functools
+    import threading
+
+    from tutti.reach.campaigns import content, engine
+
+    seconds: dict[str, float] = {}
+    lock = threading.Lock()
+
+    def timed(name, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                with lock:
+                    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+        return wrapper
+
+    for name in ("claim", "_fresh_rows", "_mark_sending", "record"):
+        setattr(engine, name, timed(name.strip("_"), getattr(engine, name)))
+    content.load_contexts = timed("load_contexts", content.load_contexts)
+    engine.Sender.send = timed("provider_calls", engine.Sender.send)
+    engine.Sender.render = timed("render", engine.Sender.render)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--links-recipients", type=int, default=10_000, help="size of the tracked-link (one push each) run")
     parser.add_argument("--database", default="postgresql+psycopg://postgres@127.0.0.1:5432/tutti_bench_broadcast")
     parser.add_argument("--batch", type=int, default=20000, help="campaign_batch_size")
+    parser.add_argument("--phases", action="store_true", help="also print where the sender's time went (wall seconds per step)")
     args = parser.parse_args()
     os.environ["TUTTI_CAMPAIGN_BATCH_SIZE"] = str(args.batch)
     os.environ["TUTTI_DATABASE_URL"] = args.database
@@ -243,6 +275,7 @@ def main() -> None:
         figure("render_rate_personalised", round(rate), "messages/s", target=20000, sample=sample,
                template="first_name, city and name, sandboxed Jinja2 (fast path for simple templates), no memo")
         make_segment(database, workspace_id)
+        phases = time_engine_phases() if args.phases else None
         run = broadcast(database, workspace_id, channel_id, base, name="週年慶 by city", text="{{ city | default('台灣') }} 限定：週年慶全館 8 折")
         figure("snapshot_seconds", round(run["snapshot_s"], 1), "s", recipients=run["deliveries"])
         send_rate = run["requests"] / run["send_s"] if run["send_s"] else 0
@@ -250,6 +283,9 @@ def main() -> None:
                recipients_per_second=round(run["deliveries"] / run["send_s"]), requests=run["requests"],
                rate_limited_answers=run["rejected_429"])
         figure("broadcast_total_seconds", round(run["total_s"], 1), "s", recipients=run["deliveries"], statuses=run["statuses"])
+        if phases is not None:
+            figure("sender_phases", {name: round(seconds, 2) for name, seconds in sorted(phases.items())}, "s (wall, summed over threads)",
+                   note="claim = read rows + contexts + render + group + mark sending (main thread); stage = send + record (overlaps the next claim)")
         figure("duplicates", run["duplicates"], "recipients", target=0)
         figure("losses", run["losses"], "recipients", target=0)
         if args.links_recipients:
