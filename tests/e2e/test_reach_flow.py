@@ -1,5 +1,5 @@
 """Issue 3's "Done means", end to end on the demo brand: a newcomer builds a segment in the UI, sends a LINE
-broadcast with a 10% hold-out to the LINE emulator, clicks the link in the message as the customer, the shop
+broadcast with a 20% hold-out to the LINE emulator, clicks the link in the message as the customer, the shop
 records the purchase with Segment's own Python library, the conversion job runs, and the report (API and
 page) shows the click, the conversion, the revenue and the lift with its verdict.
 
@@ -44,7 +44,7 @@ def _build_segment_in_the_ui(browser, demo) -> int:
 
     with get_database().read_session() as db:
         expected = segments.count(db, workspace_id=demo.workspace_id, rules=RULES)
-    assert expected > 20  # enough people for a 10% hold-out to hold someone
+    assert expected > 20  # enough people for a 20% hold-out to hold someone
 
     context = new_context(browser, demo)
     try:
@@ -70,7 +70,7 @@ def _build_segment_in_the_ui(browser, demo) -> int:
 
 
 def _send_through_the_wizard(browser, demo, segment_id: int) -> int:
-    """Campaigns → new: name, the segment, LINE first, the message, a 10% hold-out, send now; the progress page."""
+    """Campaigns → new: name, the segment, LINE first, the message, a 20% hold-out, send now; the progress page."""
     from playwright.sync_api import expect
 
     context = new_context(browser, demo)
@@ -84,7 +84,7 @@ def _send_through_the_wizard(browser, demo, segment_id: int) -> int:
         page.get_by_test_id(f"segment-{segment_id}").check()
         page.get_by_test_id("channel-1").select_option("line")
         page.get_by_test_id("text-A-line").fill(MESSAGE["messages"][0]["text"])
-        page.get_by_test_id("holdout").fill("10")
+        page.get_by_test_id("holdout").fill("20")
         page.get_by_test_id("when-now").check()
         expect(page.get_by_test_id("count-send")).not_to_have_text("0")  # the live count of who will get it
         page.get_by_test_id("submit-send").click()
@@ -109,7 +109,7 @@ def test_segment_broadcast_click_purchase_report(browser, demo, database):
     key = _api_key(database, wid)
     api = httpx.Client(base_url=demo.url, headers=bearer(key), timeout=120)
 
-    # --- the broadcast: LINE, 10% hold-out, sent now (jobs run inline in tests) -----------------------------
+    # --- the broadcast: LINE, 20% hold-out, sent now (jobs run inline in tests) -----------------------------
     campaign_id = _send_through_the_wizard(browser, demo, segment_id)
     progress = api.get(f"/api/v1/campaigns/{campaign_id}/progress").json()
     assert progress["status"] == "sent", progress
@@ -129,7 +129,10 @@ def test_segment_broadcast_click_purchase_report(browser, demo, database):
     treated = {c for c, holdout in recipients.items() if not holdout}
     held_out = {c for c, holdout in recipients.items() if holdout}
     assert set(recipients) <= members and treated and held_out
-    assert 0.03 <= len(held_out) / len(recipients) <= 0.2  # about 10%, hashed
+    # about 20%, drawn at random per campaign: with ~60 recipients, 10% held out once held 1 (a bound of 3%
+    # failed 1.6% of runs); at 20% nobody held out or more than 45% has odds below 1 in 10,000. The share
+    # itself is tested on 2,000 recipients (tests/reach/test_campaign_audience.py)
+    assert len(held_out) <= 0.45 * len(recipients)
     assert {c for c, _, _ in deliveries} == treated and {s for _, s, _ in deliveries} == {"sent"}
 
     # the emulator ("the customers' phones"): one message per treated recipient, none for anyone else
