@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from tests.reach.campaign_world import add_contacts, connect_line
@@ -60,6 +61,18 @@ def test_the_wizard_estimates_the_cost_and_remembers_the_prices(owner_client, se
     with database.read_session() as db:
         assert db.scalar(select(Campaign.costs)) == {"line": 0.35}
     assert 'name="cost_line" min="0" step="0.01" value="0.35"' in client.get("/campaigns/new").text
+
+
+@pytest.mark.parametrize("price, problem", [("-1", "costs.line must be between 0 and 1e+06"), ("兩塊", "costs.line must be a number")])
+def test_a_wrong_price_is_named_and_nothing_is_saved(owner_client, seeded, database, price, problem):  # noqa: F811
+    client = owner_client
+    connect_line(database, seeded.workspace_id, base_url="http://127.0.0.1:9")
+    count = client.post("/campaigns/count", data=_form(client, cost_line=price))
+    assert count.status_code == 200 and 'data-testid="count-cost"' not in count.text  # no estimate from it
+    answer = client.post("/campaigns", data=_form(client, action="draft", cost_line=price), follow_redirects=False)
+    assert answer.status_code == 422 and problem in answer.text, answer.text[-2000:]
+    with database.read_session() as db:
+        assert db.scalar(select(Campaign.id)) is None
 
 
 def test_both_languages_have_every_campaign_key():

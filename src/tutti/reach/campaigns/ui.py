@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
-from starlette.datastructures import FormData
 from sqlalchemy import func, select
+from starlette.datastructures import FormData
 
 from tutti.platform.errors import TuttiError
 from tutti.platform.ui import error_text
@@ -60,6 +60,20 @@ def _number(form, name: str, default: float | None = None) -> float | None:
         return default
 
 
+def _prices(form) -> dict:
+    """The price per message of each channel as typed. What is not a number goes on as written, so the
+    service names the field that is wrong instead of the price being dropped."""
+    prices = {}
+    for kind in CHANNEL_KINDS:
+        raw = str(form.get(f"cost_{kind}") or "").strip()
+        if raw:
+            try:
+                prices[kind] = float(raw)
+            except ValueError:
+                prices[kind] = raw
+    return prices
+
+
 def _data_from_form(form, zone: str) -> tuple[dict, str]:
     """The campaign as the service takes it, and what to do: draft, send or schedule."""
     channels = [c for c in (form.get("channel_1"), form.get("channel_2"), form.get("channel_3")) if c in CHANNEL_KINDS]
@@ -87,7 +101,7 @@ def _data_from_form(form, zone: str) -> tuple[dict, str]:
                         if form.get("quiet_start") and form.get("quiet_end") else None),
         "frequency_cap": ({"max": int(_number(form, "cap_max")), "days": int(_number(form, "cap_days", 7))}
                           if _number(form, "cap_max") else None),
-        "costs": {kind: _number(form, f"cost_{kind}") for kind in CHANNEL_KINDS if _number(form, f"cost_{kind}") is not None},
+        "costs": _prices(form),
     }
     when = str(form.get("when") or "now")
     if when == "later" and form.get("scheduled_at"):
@@ -113,8 +127,9 @@ def live_count(ui: UiContext, data: dict) -> dict:
         by_channel = {}
     held = round(counts["ok"] * (data.get("holdout_percent") or 0) / 100)
     sent_share = 1 - (data.get("holdout_percent") or 0) / 100
-    prices = data.get("costs") or {}
-    cost = sum(n * sent_share * max(0.0, prices.get(kind) or 0.0) for kind, n in by_channel.items())
+    # an estimate from the valid prices only: a wrong one is reported when the campaign is saved
+    prices = {kind: price for kind, price in (data.get("costs") or {}).items() if isinstance(price, float) and price >= 0}
+    cost = sum(n * sent_share * prices.get(kind, 0.0) for kind, n in by_channel.items())
     return {"reachable": counts["ok"], "holdout": held, "send": counts["ok"] - held, "by_channel": by_channel,
             "cost": round(cost, 2) if prices else None, "currency": ui.workspace.currency,
             "skipped": {k: v for k, v in counts.items() if k != "ok"}, "missing_channels": [k for k in data["channels"] if k not in connected]}
