@@ -49,14 +49,14 @@ def test_builder_endpoints_and_pages(owner):
     assert "updated just now" in owner.get("/segments").text
 
 
-def _one_member_saved(page, member: str, name: str) -> None:
+def _one_member_saved(browser_page, member: str, name: str) -> None:
     """The live count shows one member, `member`; saved as `name`, the segment's page says one."""
-    page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
-    assert member in page.get_by_test_id("sample").inner_text()
-    page.get_by_test_id("segment-name").fill(name)
-    page.get_by_test_id("save").click()
-    page.wait_for_url("**/segments/*")
-    assert page.get_by_test_id("saved-size").inner_text().strip() == "1"
+    browser_page.wait_for_function("document.querySelector('[data-testid=live-count]').textContent.trim() === '1'")
+    assert member in browser_page.get_by_test_id("sample").inner_text()
+    browser_page.get_by_test_id("segment-name").fill(name)
+    browser_page.get_by_test_id("save").click()
+    browser_page.wait_for_url("**/segments/*")
+    assert browser_page.get_by_test_id("saved-size").inner_text().strip() == "1"
 
 
 def test_build_count_save_and_see_members_in_the_browser(page, live_server):  # noqa: F811

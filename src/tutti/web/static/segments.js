@@ -84,6 +84,11 @@
       },
       addGroup(list) { list.push({ kind: "group", op: "or", negate: false, children: [] }); },
       maxDepth: data.max_depth,
+      canNest(row) {
+        // the schema counts the root as depth 1, so a group in row `row` is at row.depth + 2 and a group
+        // added inside it at row.depth + 3, which must stay within max_depth
+        return row.depth + 3 <= this.maxDepth;
+      },
       rows() {
         // every node below the root, depth first, with the list that holds it (to remove it) and its depth
         const out = [];
