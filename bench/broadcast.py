@@ -229,11 +229,12 @@ def time_engine_phases() -> dict[str, float]:
                     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
         return wrapper
 
-    for name in ("claim", "_fresh_rows", "_mark_sending", "record"):
+    for name in ("claim", "_take_fresh", "_write_batches", "record"):
         setattr(engine, name, timed(name.strip("_"), getattr(engine, name)))
     content.load_contexts = timed("load_contexts", content.load_contexts)
     engine.Sender.send = timed("provider_calls", engine.Sender.send)
     engine.Sender.render = timed("render", engine.Sender.render)
+    engine.Sender.group = timed("group", engine.Sender.group)
     return seconds
 
 

@@ -134,6 +134,38 @@ def test_a_crash_before_the_provider_was_called_sends_on_restart(database, works
     assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
 
 
+def test_a_sender_that_dies_with_a_group_still_filling_loses_and_duplicates_nothing(database, workspace_id, line_emulator):
+    """A claim marks its whole range `sending`; a multicast group that waits for the next round's rows is in
+    no batch row yet. Killed then, the next sender sends the batch it recorded as the same request and puts
+    the waiting rows back in the queue."""
+    from tutti.audience.models import Contact
+    from tutti.reach.campaigns.models import DeliveryBatch
+
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 12)
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[
+        {"name": "A", "split_percent": 100, "content": {"line": {"messages": [{"type": "text", "text": "{{ city | default('台灣') }} 限定"}]}}}])
+    _start(database, workspace_id, campaign_id)
+    with database.session() as db:
+        service.take_audience(db, campaign=db.get(Campaign, campaign_id))
+        in_order = list(db.scalars(select(Delivery.contact_id).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)))
+        for contact_id in in_order[7:]:
+            db.get(Contact, contact_id).city = "台南"
+    # rounds of 5: round 1 holds five 台灣 rows back; round 2 sends seven 台灣 and holds three 台南 back
+    sender = engine.Sender(database, campaign_id, workspace_id)
+    requests = engine.claim(sender, limit=5)
+    assert [len(r.rows) for r in requests] == [7] and sum(len(rows) for rows in sender.pending.values()) == 3
+    assert _statuses(database, campaign_id) == {"sending": 10, "queued": 2}
+    # ...and the sender dies here, before any provider call
+    assert engine.run(campaign_id) == "sent"
+    assert _statuses(database, campaign_id) == {"sent": 12}
+    texts = _received(database, line_emulator, ids)
+    assert all(len(t) == 1 for t in texts.values()) and sum(t == ["台南 限定"] for t in texts.values()) == 5
+    assert [r["endpoint"] for r in line_emulator.emulator.requests] == ["multicast", "multicast"]
+    with database.read_session() as db:
+        assert db.scalar(select(func.count()).select_from(DeliveryBatch)) == 0
+
+
 def test_answer_lost_after_accept_is_retried_with_the_same_key(database, workspace_id, line_emulator, monkeypatch):
     monkeypatch.setattr(engine, "BACKOFF_SECONDS", 0.05)
     connect_line(database, workspace_id, line_emulator)

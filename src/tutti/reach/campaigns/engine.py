@@ -1,20 +1,27 @@
 """The send engine: a resumable job whose state is the campaign row and its delivery rows.
 
-One sender per campaign at a time (`locks.campaign_lock`). Each round it reads the next queued deliveries
-(by id, after the last one it read), renders them, groups identical payloads (LINE multicast, up to the
-channel's max batch), gives each provider request a batch key and marks its rows `sending` — one UPDATE per
-request, the ids bound as one array — and commits that BEFORE calling the provider. A multicast group that
-is not full yet waits in memory (its rows stay `queued`) for the next round's rows, so requests carry the
-most recipients the provider takes; when no rows are left, or too many wait, the partial groups go too.
-Then it sends (requests in parallel threads; the channel's rate limiter paces them) and writes the
-outcomes: sent, failed with the provider's reason, or back to queued for a retry with back-off that keeps
-the batch key, so the retried request is the same request (the provider may have accepted it).
+One sender per campaign at a time (`locks.campaign_lock`). Each round it claims the next range of queued
+deliveries in ONE statement (an UPDATE over a range of ids that marks them `sending` with the claim's key
+and returns them), renders them, groups identical payloads (LINE multicast, up to the channel's max batch)
+and writes each multicast request's key and members as a `DeliveryBatch` row — all committed BEFORE the
+provider is called. A multicast group that is not full yet waits in memory (its rows claimed, in no batch)
+for the next round's rows, so requests carry the most recipients the provider takes; when no rows are
+left, or a group has waited a round, it goes as it is. Then it sends (requests in parallel threads; the
+channel's rate limiter paces them) and writes the outcomes in one transaction that also deletes the batch
+rows: sent, failed with the provider's reason, or back to queued for a retry with back-off that keeps the
+request's key on its rows, so the retried request is the same request (the provider may have accepted it).
 
 A sender killed at any moment leaves rows `sending`; the next sender to get the lock knows their sender
-is dead and resends them with the same batch and keys: the provider answers "already accepted" (LINE: 409
-for a known X-Line-Retry-Key), the adapter reports that as sent, so nothing is sent twice and nothing is
-lost. While one batch is with the provider and its outcomes are written (in a stage thread, on its own
-database connection), the next is claimed and rendered (a two-stage pipeline).
+is dead: the members of each batch row go again as that same request (same members, so the same retry
+key: LINE answers 409 for a known X-Line-Retry-Key, the adapter reports that as sent). Claimed rows in no
+batch row go back to queued: either they were waiting in a group that was never offered, or they were
+single sends, whose provider key is their own delivery's key whichever request carries them. Nothing is
+sent twice and nothing is lost. While one batch is with the provider and its outcomes are written (in a stage thread, on
+its own database connection), the next is claimed and rendered (a two-stage pipeline).
+
+Why one claim statement and batch rows rather than marking each request's rows: the writes per delivery
+are then one claim UPDATE and one outcome UPDATE, both HOT, with no per-request round trips (see
+docs/campaigns.md, Throughput).
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tutti.channels.base import Outcome, Outgoing
@@ -38,7 +46,7 @@ from tutti.platform.models import Workspace
 from tutti.reach.campaigns import content as contents
 from tutti.reach.campaigns.idlist import in_ids
 from tutti.reach.campaigns.locks import campaign_lock
-from tutti.reach.campaigns.models import Campaign, Delivery, Variant
+from tutti.reach.campaigns.models import Campaign, Delivery, DeliveryBatch, Variant
 
 log = logging.getLogger("tutti.campaigns")
 
@@ -93,10 +101,11 @@ class Sender:
     # retry, not every claim; and not before the earliest back-off seen ends
     retries_possible: bool = True
     retry_due_at: datetime | None = None
-    # fresh rows up to this id were read by this sender: the next claim reads after it, so it never walks
-    # again over the index entries of rows already sent (dead ones included, until PostgreSQL vacuums)
+    # this pass over the campaign's delivery ids: (first, last), and the last id claimed up to; the next
+    # claim takes the range after it, so it never walks again over the rows already sent
+    id_range: tuple[int, int] | None = None
     after_id: int = 0
-    # not-yet-full multicast groups, (channel id, payload JSON) -> rows, still `queued` in the database,
+    # not-yet-full multicast groups, (channel id, payload JSON) -> rows, claimed (`sending`, in no batch),
     # and the round in which each group's first row was read (a group waits one round at most)
     pending: dict = field(default_factory=dict)
     pending_since: dict = field(default_factory=dict)
@@ -213,12 +222,13 @@ def _rows(db: Session, query) -> list[Row]:
     return [Row(*d) for d in db.execute(query).all()]
 
 
-_COLUMNS = (Delivery.id, Delivery.key, Delivery.contact_id, Delivery.variant_id, Delivery.channel, Delivery.channel_id,
-            Delivery.address, Delivery.attempts, Delivery.batch_key)  # Row's fields, in order
+_TABLE = Delivery.__table__
+_COLUMNS = (_TABLE.c.id, _TABLE.c.key, _TABLE.c.contact_id, _TABLE.c.variant_id, _TABLE.c.channel, _TABLE.c.channel_id,
+            _TABLE.c.address, _TABLE.c.attempts, _TABLE.c.batch_key)  # Row's fields, in order
 
 
 def _regroup(rows: list[Row]) -> list[Request]:
-    """Rows that already have a batch key go out again exactly as before: same members, same keys."""
+    """Rows that carry a request's key (a retry) go out again exactly as before: same members, same keys."""
     by_key: dict[str, list[Row]] = {}
     for row in sorted(rows, key=lambda r: r.id):
         by_key.setdefault(row.batch_key, []).append(row)
@@ -231,8 +241,12 @@ def _regroup(rows: list[Row]) -> list[Request]:
     return requests
 
 
-def _lock(db: Session, query):
-    return query.with_for_update(skip_locked=True) if db.get_bind().dialect.name == "postgresql" else query
+def _hold_campaign(db: Session, campaign_id: int) -> None:
+    """Take the campaign row's weakest lock before claiming deliveries. Pause and cancel lock the row FOR UPDATE
+    and then change queued deliveries, so they and a claim never lock rows in opposite orders (PostgreSQL
+    found that deadlock under load); `record` only updates the row's counters, which KEY SHARE lets it do."""
+    if db.get_bind().dialect.name == "postgresql":
+        db.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update(read=True, key_share=True))
 
 
 def _retry_rows(sender: Sender, db: Session, limit: int, now: datetime) -> list[Row]:
@@ -251,51 +265,70 @@ def _retry_rows(sender: Sender, db: Session, limit: int, now: datetime) -> list[
         sender.retry_due_at = min(not_before for _, not_before in batches)
         return []
     sender.retry_due_at = None
-    return _rows(db, _lock(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id,
-                                                       Delivery.batch_key.in_(due), Delivery.status == "queued")))
+    return _rows(db, select(*_COLUMNS).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.batch_key.in_(due),
+                                             _TABLE.c.status == "queued"))
 
 
-def _fresh_rows(sender: Sender, db: Session, limit: int) -> list[Row]:
-    """The next never-sent queued rows by id. No row lock: the campaign lock makes this sender the only
-    one claiming; a concurrent cancel is caught by the `status = 'queued'` guard of the marking UPDATE."""
-    rows = _rows(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "queued",
-                                             Delivery.batch_key.is_(None), Delivery.id > sender.after_id)
-                 .order_by(Delivery.id).limit(limit))
-    # nothing after the cursor: start from the beginning next time, in case a row was passed over
-    sender.after_id = rows[-1].id if rows else 0
-    return rows
+def _take_fresh(sender: Sender, db: Session, limit: int) -> tuple[list[Row], bool]:
+    """Claim the never-sent queued rows among the next `limit` delivery ids: marked `sending` with a new claim
+    key and returned by the same UPDATE (a campaign's deliveries are numbered together when its audience is
+    taken, so a range of ids is a range of its rows). Rows a concurrent cancel took are not `queued` and
+    so not claimed. Returns the rows and whether this pass over the ids is over (no more rows to read)."""
+    if sender.id_range is None:
+        first, last = db.execute(select(func.min(_TABLE.c.id), func.max(_TABLE.c.id))
+                                 .where(_TABLE.c.campaign_id == sender.campaign_id)).one()
+        sender.id_range, sender.after_id = (first or 0, last or 0), (first or 1) - 1
+    claim_key = f"c:{uuid.uuid4()}"
+    rows: list[Row] = []
+    while not rows and sender.after_id < sender.id_range[1]:
+        start, sender.after_id = sender.after_id, min(sender.after_id + limit, sender.id_range[1])
+        rows = _rows(db, update(_TABLE).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.id > start,
+                                              _TABLE.c.id <= sender.after_id, _TABLE.c.status == "queued",
+                                              _TABLE.c.batch_key.is_(None))
+                     .values(status="sending", batch_key=claim_key).returning(*_COLUMNS))
+    over = sender.after_id >= sender.id_range[1]
+    if over:  # the next claim starts a new pass, in case rows went back to queued behind this one
+        sender.id_range = None
+    rows.sort(key=attrgetter("id"))
+    return rows, over
 
 
 def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
-    """Mark the next queued deliveries `sending` with their batch keys and commit; returns the requests."""
+    """Claim the next deliveries, group them into requests and commit; returns the requests."""
     limit = limit or CLAIM_SIZE or get_settings().campaign_batch_size  # read at call time
-    now = utcnow()
     with sender.database.session() as db:
+        _hold_campaign(db, sender.campaign_id)
         # retries first, whole batches with the key they had: the provider may hold the first attempt
-        requests: list[Request] = []
-        retries = _retry_rows(sender, db, limit, now)
+        retries = _retry_rows(sender, db, limit, utcnow())
         if retries:
             sender.render(db, retries)
-            requests = _regroup(retries)
-        while not requests:  # a round whose rows all wait in pending groups reads the next one at once
-            fresh = _fresh_rows(sender, db, limit)
-            if fresh:
-                sender.render(db, fresh)
-            requests.extend(sender.group(db, fresh, flush=len(fresh) < limit))
-            if len(fresh) < limit:
-                break
-        if not requests:
-            return []
+            requests = _mark_sending(db, _regroup(retries))
+        else:
+            requests = []
+            while not requests:  # a round whose rows all wait in pending groups reads the next one at once
+                fresh, over = _take_fresh(sender, db, limit)
+                if fresh:
+                    sender.render(db, fresh)
+                requests.extend(sender.group(db, fresh, flush=over))
+                if over:
+                    break
+            _write_batches(db, sender.campaign_id, requests)
         for request in requests:
             sender.adapter(db, request.channel_id)
-        # the campaign row first, then its deliveries: the order pause, cancel and record() lock them in too,
-        # so two of them never wait on each other (PostgreSQL found that deadlock under load)
-        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
-        return _mark_sending(db, requests)
+        return requests
+
+
+def _write_batches(db: Session, campaign_id: int, requests: list[Request]) -> None:
+    """Each multicast's key and members, in the claim's transaction (a single's own key is its delivery's)."""
+    batches = [{"key": r.batch_key, "campaign_id": campaign_id, "channel_id": r.channel_id,
+                "delivery_ids": [row.id for row in r.rows]} for r in requests if r.grouped]
+    if batches:
+        db.execute(insert(DeliveryBatch), batches)
 
 
 def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
-    """One UPDATE per batch key. Returns the requests as marked: rows a concurrent cancel took are left out."""
+    """Retried requests: one UPDATE per batch key. Returns the requests as marked: rows a concurrent cancel
+    took are left out."""
     dialect = db.get_bind().dialect.name
     by_key: dict[str, list[Request]] = {}
     for request in requests:
@@ -303,11 +336,11 @@ def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
     marked: list[Request] = []
     for batch_key, members in by_key.items():
         ids = [row.id for request in members for row in request.rows]
-        count = db.execute(update(Delivery).where(in_ids(Delivery.id, ids, dialect), Delivery.status == "queued")
-                           .values(status="sending", batch_key=batch_key).execution_options(synchronize_session=False)).rowcount
+        count = db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "queued")
+                           .values(status="sending", batch_key=batch_key)).rowcount
         if count != len(ids):
-            mine = set(db.scalars(select(Delivery.id).where(in_ids(Delivery.id, ids, dialect), Delivery.batch_key == batch_key,
-                                                            Delivery.status == "sending")))
+            mine = set(db.scalars(select(_TABLE.c.id).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.batch_key == batch_key,
+                                                            _TABLE.c.status == "sending")))
             members = [Request(r.batch_key, r.channel_id, [row for row in r.rows if row.id in mine], r.grouped) for r in members]
             members = [r for r in members if r.rows]
         marked.extend(members)
@@ -315,16 +348,40 @@ def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
 
 
 def leftovers(sender: Sender) -> list[Request]:
-    """Deliveries a dead sender left `sending`: their requests, rebuilt with the same batches and keys."""
+    """Deliveries a dead sender left `sending`: the requests it may have made, rebuilt with the same members
+    and keys. Claimed rows in no batch row go back to queued (never offered, or singles keyed by their own
+    delivery key, so going again is the same request)."""
     with sender.database.session() as db:
-        rows = _rows(db, select(*_COLUMNS).where(Delivery.campaign_id == sender.campaign_id, Delivery.status == "sending"))
+        rows = _rows(db, select(*_COLUMNS).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.status == "sending"))
         if not rows:
             return []
-        sender.render(db, rows)
-        requests = _regroup(rows)
+        claimed = {row.id: row for row in rows if row.batch_key.startswith("c:")}
+        requests = _regroup([row for row in rows if row.id not in claimed])
+        for key, channel_id, ids in db.execute(select(DeliveryBatch.key, DeliveryBatch.channel_id, DeliveryBatch.delivery_ids)
+                                                .where(DeliveryBatch.campaign_id == sender.campaign_id)):
+            members = [claimed.pop(i) for i in ids if i in claimed]
+            if members:
+                requests.append(Request(key, channel_id, members, True))
+        sender.render(db, [row for request in requests for row in request.rows])
         for request in requests:
             sender.adapter(db, request.channel_id)
-        return requests
+    release(sender.database, sender.campaign_id, list(claimed))
+    return requests
+
+
+def release(database: Database, campaign_id: int, ids: list[int]) -> int:
+    """Claimed rows in no request (a multicast group still filling when the sender stops, or left so by a
+    dead one) go back to queued, or to cancelled when the campaign was cancelled meanwhile."""
+    if not ids:
+        return 0
+    with database.session() as db:
+        status = db.scalar(select(Campaign.status).where(Campaign.id == campaign_id).with_for_update())
+        to = "cancelled" if status == "cancelled" else "queued"
+        count = db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, db.get_bind().dialect.name), _TABLE.c.status == "sending")
+                           .values(status=to, batch_key=None)).rowcount
+        if to == "cancelled":
+            db.execute(update(Campaign).where(Campaign.id == campaign_id).values(cancelled_count=Campaign.cancelled_count + count))
+    return count
 
 
 # --- outcomes -------------------------------------------------------------------------------------
@@ -343,8 +400,8 @@ def record(sender: Sender, results: list[Result]) -> dict:
     sent = failed = 0
     with sender.database.session() as db:
         dialect = db.get_bind().dialect.name
-        # lock the campaign row before the deliveries (see claim)
-        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now))
+        # lock the campaign row before the deliveries (see _hold_campaign)
+        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
         singles: list[dict] = []
         bounced: list[tuple[str, str]] = []
         for result in results:
@@ -353,10 +410,8 @@ def record(sender: Sender, results: list[Result]) -> dict:
             if request.grouped and len(statuses) == 1 and "retry" not in statuses:
                 outcome = result.outcomes[0]
                 ids = [row.id for row in request.rows]
-                db.execute(update(Delivery).where(in_ids(Delivery.id, ids, dialect), Delivery.batch_key == request.batch_key,
-                                                  Delivery.status == "sending")
-                           .values(**_final(outcome, now), attempts=Delivery.attempts + 1)
-                           .execution_options(synchronize_session=False))
+                db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "sending")
+                           .values(**_final(outcome, now), attempts=_TABLE.c.attempts + 1, batch_key=request.batch_key))
                 sent += len(request.rows) if outcome.status == "sent" else 0
                 failed += len(request.rows) if outcome.status == "failed" else 0
                 continue
@@ -376,9 +431,13 @@ def record(sender: Sender, results: list[Result]) -> dict:
                     failed += outcome.status == "failed"
                     if row.channel == "email" and channels.is_bounce(outcome):
                         bounced.append((row.address, outcome.reason or outcome.code or "bounced"))
-                singles.append({"b_id": row.id, "attempts": attempts, **values})
+                # the request's key stays on its rows: a retry goes out as this same request
+                singles.append({"b_id": row.id, "attempts": attempts, "batch_key": request.batch_key, **values})
         if singles:
             _update_rows(db, singles)
+        batches = [result.request.batch_key for result in results if result.request.grouped]
+        if batches:
+            db.execute(delete(DeliveryBatch).where(DeliveryBatch.key.in_(batches)))
         for address, reason in bounced:  # the address is dead: no later campaign tries it (consent `bounced`)
             channels.mark_bounced(db, workspace_id=sender.workspace_id, address=address, reason=reason)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id)
@@ -396,14 +455,13 @@ def _final(outcome: Outcome, now: datetime) -> dict:
 def _update_rows(db: Session, rows: list[dict]) -> None:
     from sqlalchemy import bindparam
 
-    columns = ("status", "attempts", "not_before", "error_code", "error_reason", "sent_at", "provider_id")
+    columns = ("status", "attempts", "batch_key", "not_before", "error_code", "error_reason", "sent_at", "provider_id")
     shapes: dict[tuple, list[dict]] = {}
     for row in rows:
         shapes.setdefault(tuple(sorted(row)), []).append(row)
     for shape, members in shapes.items():
         values = {c: bindparam(c) for c in columns if c in shape}
-        statement = (update(Delivery.__table__).where(Delivery.__table__.c.id == bindparam("b_id"),
-                                                      Delivery.__table__.c.status == "sending").values(**values))
+        statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.status == "sending").values(**values)
         db.execute(statement, members)
 
 
@@ -456,6 +514,7 @@ def _run(database: Database, campaign_id: int) -> str:
                 inflight = _submit(sender, requests)
                 continue
             if state != "go":
+                _release_pending(sender)
                 return _settle(database, campaign_id, state)
             wait = _next_due(database, campaign_id)
             if wait is None:
@@ -468,7 +527,17 @@ def _run(database: Database, campaign_id: int) -> str:
             sender.expect_retries()
             time.sleep(max(0.05, wait))
     finally:
-        sender.close()
+        try:
+            _release_pending(sender)  # after an error too; a dead process leaves them to the next sender
+        finally:
+            sender.close()
+
+
+def _release_pending(sender: Sender) -> None:
+    ids = [row.id for rows in sender.pending.values() for row in rows]
+    sender.pending.clear()
+    sender.pending_since.clear()
+    release(sender.database, sender.campaign_id, ids)
 
 
 _STAGE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="campaign-stage")

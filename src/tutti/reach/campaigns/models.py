@@ -90,7 +90,8 @@ class CampaignRecipient(Base):
 class Delivery(Base):
     """One message to one contact. Written (queued) before the send; `key` is the provider's idempotency key.
 
-    queued → sending (claimed, batch_key set, committed before the provider is called) → sent | failed;
+    queued → sending (claimed: batch_key is the claim's; a multicast's members are a DeliveryBatch,
+    committed before the provider is called) → sent | failed;
     a transient failure goes back to queued with attempts + 1 and a not_before; cancel turns queued into
     cancelled.
 
@@ -116,7 +117,9 @@ class Delivery(Base):
     address: Mapped[str] = mapped_column(String(320))
     key: Mapped[str] = mapped_column(String(36), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    # "m:<uuid>" one provider request to many (LINE multicast), "s:<uuid>" single sends claimed together
+    # while sending: "c:<uuid>", the claim that took it (its request, if any, is a DeliveryBatch); once
+    # sent or queued for a retry: "m:<uuid>" one provider request to many (LINE multicast), "s:<uuid>" single
+    # sends claimed together
     batch_key: Mapped[str | None] = mapped_column(String(40))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retry back-off
@@ -125,3 +128,17 @@ class Delivery(Base):
     provider_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliveryBatch(Base):
+    """A multicast request claimed and not yet recorded: its key and its members, committed before the provider
+    is called. Its retry key derives from the members, so a sender that restarts after a crash resends exactly
+    these members (the provider answers "already accepted" for what it had). Deleted when the outcome is
+    written, so the table holds only what is in flight."""
+
+    __tablename__ = "delivery_batch"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(BigId, ForeignKey("campaign.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[int] = mapped_column(BigId)
+    delivery_ids: Mapped[list] = mapped_column(Json)
