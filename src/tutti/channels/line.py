@@ -198,34 +198,30 @@ class LineAdapter:
         return self._call("multicast", request, group_retry_key([m.key for m in group]))
 
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
-        answers: dict[str, Answer] = {}
-        groups: dict[bytes, list[Outgoing]] = {}
-        singles: list[Outgoing] = []
+        answers: list[Answer | None] = [None] * len(messages)  # by position: a broadcast hands 500 at a time
+        groups: dict[bytes, list[int]] = {}
+        singles: list[int] = []
         dumped: dict[int, bytes] = {}  # callers usually hand one payload object to a whole group: dump it once
-        for message in messages:
+        for index, message in enumerate(messages):
             if not _is_user_id(message.to):  # multicast takes user ids only; push says what is wrong
-                singles.append(message)
+                singles.append(index)
                 continue
             text = dumped.get(id(message.payload))
             if text is None:
                 text = dumped[id(message.payload)] = orjson.dumps(message.payload, option=orjson.OPT_SORT_KEYS)
-            groups.setdefault(text, []).append(message)
+            groups.setdefault(text, []).append(index)
         for group in groups.values():
-            if len(group) == 1:
-                singles.extend(group)
-                continue
             for start in range(0, len(group), MAX_RECIPIENTS):
                 chunk = group[start : start + MAX_RECIPIENTS]
                 if len(chunk) == 1:
                     singles.extend(chunk)
                     continue
-                answer = self._multicast(chunk)
-                for message in chunk:
-                    answers[message.key] = answer
-        for message in singles:
-            answers[message.key] = self._push(message)
-        return [Outcome(key=m.key, status=(a := answers[m.key]).status, provider_id=a.provider_id, reason=a.reason, code=a.code,
-                        retry_after=a.retry_after) for m in messages]
+                answer = self._multicast([messages[i] for i in chunk])
+                for index in chunk:
+                    answers[index] = answer
+        for index in singles:
+            answers[index] = self._push(messages[index])
+        return [Outcome(m.key, a.status, a.provider_id, a.reason, a.code, a.retry_after) for m, a in zip(messages, answers, strict=True)]
 
     def reply(self, reply_token: str, messages: list[dict]) -> Outcome:
         """Answer with a reply token (free, valid once for about a minute). failed = use push instead."""

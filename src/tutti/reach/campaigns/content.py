@@ -50,9 +50,10 @@ def _profile_contexts(db: Session, workspace_id: int, contact_ids: list[int], va
         return {contact_id: {"contact_id": contact_id} for contact_id in contact_ids}
     fields = sorted((variables - {"contact_id", "first_name"}) | ({"name"} if "first_name" in variables else set()))
     out: dict[int, dict] = {}
-    rows = db.execute(select(Contact.id, *(getattr(Contact, f) for f in fields))
-                      .where(Contact.workspace_id == workspace_id, in_ids(Contact.id, contact_ids, db.get_bind().dialect.name),
-                             Contact.erased_at.is_(None)))
+    # through the connection: the ORM session would build each row through its loader (~2 µs a row more)
+    rows = db.connection().execute(select(Contact.id, *(getattr(Contact, f) for f in fields))
+                                   .where(Contact.workspace_id == workspace_id,
+                                          in_ids(Contact.id, contact_ids, db.get_bind().dialect.name), Contact.erased_at.is_(None)))
     for contact_id, *values in rows:
         context = {"contact_id": contact_id}
         for key, value in zip(fields, values, strict=True):
