@@ -87,7 +87,7 @@ def _send_through_the_wizard(browser, demo, segment_id: int) -> int:
         page.get_by_test_id("holdout").fill("20")
         page.get_by_test_id("when-now").check()
         expect(page.get_by_test_id("count-send")).not_to_have_text("0")  # the live count of who will get it
-        page.get_by_test_id("submit-send").click()
+        page.get_by_test_id("submit-send").click(timeout=120_000)  # the send runs inline in tests: the click waits for it
         page.wait_for_url(re.compile(r".*/campaigns/\d+$"), timeout=120_000)
         campaign_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
     finally:

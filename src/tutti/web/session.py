@@ -140,14 +140,19 @@ def _current(request: Request, db: Session) -> tuple[str, BrowserSession, User] 
     return token, browser_session, user
 
 
-async def ui_context(request: Request, db: Session = ui_db) -> UiContext:
-    """The dependency of every signed-in page; checks CSRF on writes before the route runs."""
+def ui_context(request: Request, db: Session = ui_db, csrf: str = Depends(submitted_csrf)) -> UiContext:
+    """The dependency of every signed-in page; checks CSRF on writes before the route runs.
+
+    A plain function, so FastAPI runs it in a worker thread, and the form is read (awaited) by its own
+    dependency before: a write's first statement takes SQLite's write lock and may wait for it, which on
+    the event loop would stall every request — including the one holding the lock, if it was awaiting
+    (seen as 60-second hangs and "database is locked" under load)."""
     found = _current(request, db)
     if found is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise LoginRequired(target if request.method in SAFE_METHODS else "/")
     _, browser_session, user = found
-    if request.method not in SAFE_METHODS and not security.same(await submitted_csrf(request), browser_session.csrf_token):
+    if request.method not in SAFE_METHODS and not security.same(csrf, browser_session.csrf_token):
         raise PageError(403, "errors.csrf")
     memberships = workspaces.workspaces_of(db, user_id=user.id)
     workspace, role = None, None
