@@ -32,7 +32,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_delivery_batch_campaign_id'), ['campaign_id'], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table('delivery_batch', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_delivery_batch_campaign_id'))

@@ -16,8 +16,8 @@ is dead: the members of each batch row go again as that same request (same membe
 key: LINE answers 409 for a known X-Line-Retry-Key, the adapter reports that as sent). Claimed rows in no
 batch row go back to queued: either they were waiting in a group that was never offered, or they were
 single sends, whose provider key is their own delivery's key whichever request carries them. Nothing is
-sent twice and nothing is lost. While one batch is with the provider and its outcomes are written (in a stage thread, on
-its own database connection), the next is claimed and rendered (a two-stage pipeline).
+sent twice and nothing is lost. While one batch is with the provider and its outcomes are written (in a
+stage thread, on its own database connection), the next is claimed and rendered (a two-stage pipeline).
 
 Why one claim statement and batch rows rather than marking each request's rows: the writes per delivery
 are then one claim UPDATE and one outcome UPDATE, both HOT, with no per-request round trips (see
