@@ -29,9 +29,13 @@ def test_live_preview_errors_in_place_preview_as_contact_and_save(page, live_ser
     page.wait_for_function("document.querySelector('#err-messages') && document.querySelector('#err-messages').innerText.includes('messages[1].template.actions')")
     page.get_by_test_id("tpl-messages").fill(json.dumps(BUTTONS, ensure_ascii=False))
     page.wait_for_function("document.querySelector('[data-testid=phone]') !== null && document.querySelector('#err-messages').innerText.trim() === ''")
+    previews = []  # typing in the search box must not refresh the preview: that request aborted a slow search
+    page.on("request", lambda request: previews.append(request.url) if "/templates/preview" in request.url else None)
     page.get_by_test_id("tpl-contact-search").fill("林美玲")
     mei = live_server.seed.contacts["林美玲"]
     page.wait_for_selector(f'[data-testid=tpl-contact] option[value="{mei}"]', state="attached")
+    page.wait_for_timeout(600)  # past the preview's 400 ms delay
+    assert previews == []
     page.get_by_test_id("tpl-contact").select_option(value=str(mei))
     page.wait_for_function("document.querySelector('[data-testid=phone]').innerText.includes('林美玲')")
     page.get_by_test_id("tpl-save").click()
