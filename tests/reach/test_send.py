@@ -154,7 +154,7 @@ def test_a_sender_that_dies_with_a_group_still_filling_loses_and_duplicates_noth
     # rounds of 5: round 1 holds five 台灣 rows back; round 2 sends seven 台灣 and holds three 台南 back
     sender = engine.Sender(database, campaign_id, workspace_id)
     requests = engine.claim(sender, limit=5)
-    assert [len(r.rows) for r in requests] == [7] and sum(len(rows) for rows in sender.pending.values()) == 3
+    assert [len(r.rows) for r in requests] == [7] and sum(len(rows) for _, rows in sender.pending.values()) == 3
     assert _statuses(database, campaign_id) == {"sending": 10, "queued": 2}
     # ...and the sender dies here, before any provider call
     assert engine.run(campaign_id) == "sent"

@@ -48,6 +48,11 @@ class ChannelAdapter(Protocol):
         grouped into one provider request (LINE multicast), and then share its outcome."""
         ...
 
+    # Adapters whose provider takes many recipients per request (max_batch > 1: LINE) also have
+    #     send_shared(keys, to, payload) -> Outcome | None
+    # one request carrying one payload to every address in `to`, answered by ONE outcome for all of them
+    # (a broadcast builds no object per recipient), or None when these recipients cannot share a request.
+
     def test_connection(self) -> None:
         """Raise `tutti.platform.errors.InvalidInput` naming what is wrong when the credentials do not work."""
         ...

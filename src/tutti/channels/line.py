@@ -53,6 +53,7 @@ TIMEOUT = (5, 30)  # connect, read seconds
 
 
 _USER_ID = re.compile(r"U[0-9a-f]{32}")
+_USER_IDS = re.compile(r"(?:U[0-9a-f]{32}\n)+")  # a newline-joined list of them, checked in one match
 
 
 def _is_user_id(value: str) -> bool:
@@ -185,17 +186,25 @@ class LineAdapter:
             return Answer("failed", reason=_sdk_reason(error), code="invalid")
         return self._call("push", request, retry_key_for(message.key))
 
-    def _multicast(self, group: list[Outgoing]) -> Answer:
+    def _multicast(self, keys: list[str], to: list[str], payload: dict) -> Answer:
         try:
-            # the messages go through the SDK's models (its checks); the 500 user ids were checked by
-            # _is_user_id, so the request is assembled without validating each id again (that cost more
-            # than the HTTP call itself)
-            messages = PushMessageRequest.from_dict({"to": group[0].to, "messages": _messages(group[0].payload)}).messages
+            # the messages go through the SDK's models (its checks); the 500 user ids were checked by the
+            # caller, so the request is assembled without validating each id again (that cost more than the
+            # HTTP call itself)
+            messages = PushMessageRequest.from_dict({"to": to[0], "messages": _messages(payload)}).messages
         except (ValueError, TypeError) as error:
             return Answer("failed", reason=_sdk_reason(error), code="invalid")
-        request = _Multicast.construct(to=[m.to for m in group], messages=messages, notification_disabled=False,
+        request = _Multicast.construct(to=list(to), messages=messages, notification_disabled=False,
                                        custom_aggregation_units=None)
-        return self._call("multicast", request, group_retry_key([m.key for m in group]))
+        return self._call("multicast", request, group_retry_key(keys))
+
+    def send_shared(self, keys: list[str], to: list[str], payload: dict) -> Outcome | None:
+        """One multicast of `payload` to `to` (LINE user ids, at most 500), answered once for the whole
+        request; None when they cannot share one (an address that is not a user id, too many): use `send`."""
+        if not 1 < len(to) <= MAX_RECIPIENTS or not _USER_IDS.fullmatch("\n".join(to) + "\n"):
+            return None
+        answer = self._multicast(keys, to, payload)
+        return Outcome(group_retry_key(keys), answer.status, answer.provider_id, answer.reason, answer.code, answer.retry_after)
 
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
         answers: list[Answer | None] = [None] * len(messages)  # by position: a broadcast hands 500 at a time
@@ -216,7 +225,8 @@ class LineAdapter:
                 if len(chunk) == 1:
                     singles.extend(chunk)
                     continue
-                answer = self._multicast([messages[i] for i in chunk])
+                answer = self._multicast([messages[i].key for i in chunk], [messages[i].to for i in chunk],
+                                         messages[chunk[0]].payload)
                 for index in chunk:
                     answers[index] = answer
         for index in singles:
