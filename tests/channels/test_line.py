@@ -49,6 +49,24 @@ def test_identical_payloads_go_out_as_multicasts_of_500(line_emulator):
     assert line_emulator.texts(other) == ["just for you"]
 
 
+def test_a_shared_send_is_one_multicast_answered_once_and_the_same_request_when_repeated(line_emulator):
+    adapter = _adapter(line_emulator)
+    users = [line_emulator.new_user_id() for _ in range(3)]
+    keys = [str(uuid.uuid4()) for _ in users]
+    outcome = adapter.send_shared(keys, users, _text("週年慶"))
+    assert outcome.status == "sent" and uuid.UUID(outcome.provider_id)
+    [request] = [r for r in line_emulator.emulator.requests if r["endpoint"] == "multicast"]
+    assert request["to"] == users and request["retry_key"] == outcome.key == line.group_retry_key(keys)
+    again = adapter.send_shared(list(reversed(keys)), users, _text("週年慶"))
+    assert again.status == "sent" and again.code == "409" and again.provider_id == outcome.provider_id
+    assert set(line_emulator.counts().values()) == {1}
+    # recipients that cannot share one request: the caller sends them one by one
+    assert adapter.send_shared(keys[:2], [users[0], "not-a-line-user"], _text("x")) is None
+    assert adapter.send_shared(keys[:1], users[:1], _text("x")) is None
+    bad = adapter.send_shared(keys[:2], users[:2], {"messages": [{"type": "text", "text": ""}]})
+    assert bad.status == "failed" and bad.code == "400" and bad.reason  # LINE refuses it, in its own words
+
+
 def test_sending_the_same_group_again_is_a_no_op_at_line(line_emulator):
     adapter = _adapter(line_emulator)
     users = [line_emulator.new_user_id() for _ in range(3)]
