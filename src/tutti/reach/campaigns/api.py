@@ -133,7 +133,7 @@ def campaign_progress(campaign_id: IdPath, ctx: ApiContext = READ, db: Session =
 @router.get("/campaigns/{campaign_id}/deliveries")
 def campaign_deliveries(
     campaign_id: IdPath,
-    status: Annotated[Literal["queued", "sending", "sent", "failed", "cancelled"] | None, Query()] = None,
+    status: Annotated[Literal["queued", "sent", "failed", "cancelled"] | None, Query()] = None,
     after: Annotated[int | None, Query(ge=0, le=2**63 - 1, description="the last id of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ctx: ApiContext = READ,

@@ -1,27 +1,26 @@
 """The send engine: a resumable job whose state is the campaign row and its delivery rows.
 
-One sender per campaign at a time (`locks.campaign_lock`). Each round it claims the next range of queued
-deliveries in ONE statement (an UPDATE over a range of ids that marks them `sending` with the claim's key
-and returns them), renders them, groups identical payloads (LINE multicast, up to the channel's max batch)
-and writes each multicast request's key and members as a `DeliveryBatch` row — all committed BEFORE the
-provider is called. A multicast group that is not full yet waits in memory (its rows claimed, in no batch)
-for the next round's rows, so requests carry the most recipients the provider takes; when no rows are
-left, or a group has waited a round, it goes as it is. Then it sends (requests in parallel threads; the
-channel's rate limiter paces them) and writes the outcomes in one transaction that also deletes the batch
-rows: sent, failed with the provider's reason, or back to queued for a retry with back-off that keeps the
-request's key on its rows, so the retried request is the same request (the provider may have accepted it).
+One sender per campaign at a time (`locks.campaign_lock`). Each round it reads the next range of queued
+deliveries in ONE statement (a SELECT over a range of ids), renders them, groups identical payloads (LINE
+multicast, up to the channel's max batch) and writes each request's key and members as a `DeliveryBatch`
+row — committed BEFORE the provider is called. A multicast group that is not full yet waits in memory for
+the next round's rows (never offered, so its rows simply stay queued), so requests carry the most
+recipients the provider takes; when no rows are left, or a group has waited a round, it goes as it is.
+Then it sends (requests in parallel threads; the channel's rate limiter paces them) and writes the outcomes
+in one transaction that also deletes the batch rows: sent, failed with the provider's reason, or back to
+queued for a retry with back-off that keeps the request's key on its rows, so the retried request is the
+same request (the provider may have accepted it).
 
-A sender killed at any moment leaves rows `sending`; the next sender to get the lock knows their sender
-is dead: the members of each batch row go again as that same request (same members, so the same retry
-key: LINE answers 409 for a known X-Line-Retry-Key, the adapter reports that as sent). Claimed rows in no
-batch row go back to queued: either they were waiting in a group that was never offered, or they were
-single sends, whose provider key is their own delivery's key whichever request carries them. Nothing is
-sent twice and nothing is lost. While one batch is with the provider and its outcomes are written (in a
-stage thread, on its own database connection), the next is claimed and rendered (a two-stage pipeline).
+What is with the provider is exactly the DeliveryBatch rows. A sender killed at any moment leaves them;
+the next sender to get the lock sends each again as that same request (same members, so the same retry
+key: LINE answers 409 for a known X-Line-Retry-Key, the adapter reports that as sent; a single's key is its
+own delivery's). Everything else is still queued and is read again. Cancel leaves the members of batch rows
+alone: they finish. Nothing is sent twice and nothing is lost. Two stages run behind the claim, each in a
+stage thread on its own database connection: while one request set's outcomes are written, the next is
+with the provider and the one after is read and rendered.
 
-Why one claim statement and batch rows rather than marking each request's rows: the writes per delivery
-are then one claim UPDATE and one outcome UPDATE, both HOT, with no per-request round trips (see
-docs/campaigns.md, Throughput).
+Why a read and batch rows rather than marking rows `sending`: the only write per delivery is then its
+outcome (one HOT UPDATE), with no per-request round trips (see docs/campaigns.md, Throughput).
 """
 
 from __future__ import annotations
@@ -29,6 +28,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +56,7 @@ MAX_ATTEMPTS = 5  # provider calls per delivery before it is failed with the las
 BACKOFF_SECONDS = 2.0  # first retry waits this long, then doubles
 BACKOFF_CAP = 600.0
 SEND_THREADS = 8  # provider requests in flight at once (the rate limiter still paces them)
+STAGES = 2  # claims sent and recorded at once: one's outcomes are written while the next is with the provider
 IDLE_WAIT = 20.0  # a sender waits this long in-process for a back-off to end; longer ones are the tick's
 
 
@@ -109,8 +110,8 @@ class Sender:
     # claim takes the range after it, so it never walks again over the rows already sent
     id_range: tuple[int, int] | None = None
     after_id: int = 0
-    # not-yet-full multicast groups, (channel id, payload JSON) -> (payload, rows), claimed (`sending`, in no
-    # batch), and the round in which each group's first row was read (a group waits one round at most)
+    # not-yet-full multicast groups, (channel id, payload JSON) -> (payload, rows), read and in no request
+    # yet (still queued), and the round in which each group's first row was read (a group waits one round at most)
     pending: dict = field(default_factory=dict)
     pending_since: dict = field(default_factory=dict)
     round: int = 0
@@ -276,12 +277,16 @@ def _regroup(rows: list[Row], payloads: list[dict]) -> list[Request]:
     return requests
 
 
-def _hold_campaign(db: Session, campaign_id: int) -> None:
-    """Take the campaign row's weakest lock before claiming deliveries. Pause and cancel lock the row FOR UPDATE
-    and then change queued deliveries, so they and a claim never lock rows in opposite orders (PostgreSQL
-    found that deadlock under load); `record` only updates the row's counters, which KEY SHARE lets it do."""
+def _hold_campaign(db: Session, campaign_id: int) -> str | None:
+    """The campaign's status, read under the campaign row's weakest lock, held until the claim commits. Pause
+    and cancel lock the row FOR UPDATE, so they wait for a claim in progress and a claim that follows them sees
+    their status: a claim never writes a request for rows a cancel has just cancelled, and a cancel sees
+    every request a claim wrote (the rows it leaves alone). `record` only updates the row's counters, which
+    KEY SHARE lets it do. (SQLite: every write transaction holds the database's one write lock.)"""
+    query = select(Campaign.status).where(Campaign.id == campaign_id)
     if db.get_bind().dialect.name == "postgresql":
-        db.execute(select(Campaign.id).where(Campaign.id == campaign_id).with_for_update(read=True, key_share=True))
+        query = query.with_for_update(read=True, key_share=True)
+    return db.scalar(query)
 
 
 def _retry_rows(sender: Sender, db: Session, limit: int, now: datetime) -> list[Row]:
@@ -304,118 +309,93 @@ def _retry_rows(sender: Sender, db: Session, limit: int, now: datetime) -> list[
                                              _TABLE.c.status == "queued"))
 
 
-def _take_fresh(sender: Sender, db: Session, limit: int) -> tuple[list[Row], bool]:
-    """Claim the never-sent queued rows among the next `limit` delivery ids: marked `sending` with a new claim
-    key and returned by the same UPDATE (a campaign's deliveries are numbered together when its audience is
-    taken, so a range of ids is a range of its rows). Rows a concurrent cancel took are not `queued` and
-    so not claimed. Returns the rows and whether this pass over the ids is over (no more rows to read)."""
+def _take_fresh(sender: Sender, db: Session, limit: int, *, new_pass: bool) -> tuple[list[Row], bool]:
+    """The never-sent queued rows among the next `limit` delivery ids (a campaign's deliveries are numbered
+    together when its audience is taken, so a range of ids is a range of its rows). Read, not marked: what
+    is with the provider is the requests written as DeliveryBatch rows, and the pass never reads a range
+    twice. A new pass (from the first id again, for rows that went back to queued) starts only when
+    `new_pass` allows it — when no request is in flight, since those rows are still `queued`. Returns the
+    rows and whether this pass over the ids is over."""
     if sender.id_range is None:
+        if not new_pass:
+            return [], True
         first, last = db.execute(select(func.min(_TABLE.c.id), func.max(_TABLE.c.id))
                                  .where(_TABLE.c.campaign_id == sender.campaign_id)).one()
         sender.id_range, sender.after_id = (first or 0, last or 0), (first or 1) - 1
-    claim_key = f"c:{uuid.uuid4()}"
     rows: list[Row] = []
     while not rows and sender.after_id < sender.id_range[1]:
         start, sender.after_id = sender.after_id, min(sender.after_id + limit, sender.id_range[1])
-        rows = _rows(db, update(_TABLE).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.id > start,
-                                              _TABLE.c.id <= sender.after_id, _TABLE.c.status == "queued",
-                                              _TABLE.c.batch_key.is_(None))
-                     .values(status="sending", batch_key=claim_key).returning(*_COLUMNS))
+        rows = _rows(db, select(*_COLUMNS).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.id > start,
+                                                 _TABLE.c.id <= sender.after_id, _TABLE.c.status == "queued",
+                                                 _TABLE.c.batch_key.is_(None)).order_by(_TABLE.c.id))
     over = sender.after_id >= sender.id_range[1]
     if over:  # the next claim starts a new pass, in case rows went back to queued behind this one
         sender.id_range = None
-    rows.sort(key=_ID)
     return rows, over
 
 
-def claim(sender: Sender, *, limit: int | None = None) -> list[Request]:
-    """Claim the next deliveries, group them into requests and commit; returns the requests."""
+def claim(sender: Sender, *, limit: int | None = None, reread: bool = True) -> list[Request]:
+    """Read the next deliveries, group them into requests, write the requests (DeliveryBatch rows) and
+    commit; returns the requests. `reread` (nothing of this sender in flight) allows reading rows that
+    may already have been read: retries and a new pass."""
     limit = limit or CLAIM_SIZE or get_settings().campaign_batch_size  # read at call time
     with sender.database.session() as db:
-        _hold_campaign(db, sender.campaign_id)
-        # retries first, whole batches with the key they had: the provider may hold the first attempt
-        retries = _retry_rows(sender, db, limit, utcnow())
+        if _hold_campaign(db, sender.campaign_id) != "sending":
+            return []  # paused or cancelled since the sender looked: the loop sees it and stops
+        # retries first, whole requests with the key they had: the provider may hold the first attempt
+        retries = _retry_rows(sender, db, limit, utcnow()) if reread else []
         if retries:
-            requests = _mark_sending(db, _regroup(retries, sender.render(db, retries)))
+            requests = _regroup(retries, sender.render(db, retries))
         else:
             requests = []
             while not requests:  # a round whose rows all wait in pending groups reads the next one at once
-                fresh, over = _take_fresh(sender, db, limit)
+                fresh, over = _take_fresh(sender, db, limit, new_pass=reread)
                 requests.extend(sender.group(db, fresh, sender.render(db, fresh) if fresh else [], flush=over))
                 if over:
                     break
-            _write_batches(db, sender.campaign_id, requests)
+        _write_batches(db, sender.campaign_id, requests)
         for request in requests:
             sender.adapter(db, request.channel_id)
         return requests
 
 
 def _write_batches(db: Session, campaign_id: int, requests: list[Request]) -> None:
-    """Each multicast's key and members, in the claim's transaction (a single's own key is its delivery's)."""
-    batches = [{"key": r.batch_key, "campaign_id": campaign_id, "channel_id": r.channel_id,
-                "delivery_ids": list(map(_ID, r.rows))} for r in requests if r.grouped]
-    if batches:
-        db.execute(insert(DeliveryBatch), batches)
-
-
-def _mark_sending(db: Session, requests: list[Request]) -> list[Request]:
-    """Retried requests: one UPDATE per batch key. Returns the requests as marked: rows a concurrent cancel
-    took are left out."""
-    dialect = db.get_bind().dialect.name
-    by_key: dict[str, list[Request]] = {}
+    """Each request's key and members, in the claim's transaction: a multicast's, and the singles that share
+    a key (each goes as its own request, keyed by its own delivery's key)."""
+    members: dict[str, tuple[int, list[int]]] = {}
     for request in requests:
-        by_key.setdefault(request.batch_key, []).append(request)
-    marked: list[Request] = []
-    for batch_key, members in by_key.items():
-        ids = [row.id for request in members for row in request.rows]
-        count = db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "queued")
-                           .values(status="sending", batch_key=batch_key)).rowcount
-        if count != len(ids):
-            mine = set(db.scalars(select(_TABLE.c.id).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.batch_key == batch_key,
-                                                            _TABLE.c.status == "sending")))
-            members = [Request(r.batch_key, r.channel_id, [row for row in r.rows if row.id in mine], r.grouped, r.payload)
-                       for r in members]
-            members = [r for r in members if r.rows]
-        marked.extend(members)
-    return marked
+        members.setdefault(request.batch_key, (request.channel_id, []))[1].extend(map(_ID, request.rows))
+    if members:
+        db.execute(insert(DeliveryBatch), [{"key": key, "campaign_id": campaign_id, "channel_id": channel_id, "delivery_ids": ids}
+                                           for key, (channel_id, ids) in members.items()])
 
 
 def leftovers(sender: Sender) -> list[Request]:
-    """Deliveries a dead sender left `sending`: the requests it may have made, rebuilt with the same members
-    and keys. Claimed rows in no batch row go back to queued (never offered, or singles keyed by their own
-    delivery key, so going again is the same request)."""
+    """The requests a dead sender wrote and did not record, rebuilt with the same members and keys: it may
+    have made them, so they go again as the same requests (the provider knows a retry key it has seen)."""
     with sender.database.session() as db:
-        rows = _rows(db, select(*_COLUMNS).where(_TABLE.c.campaign_id == sender.campaign_id, _TABLE.c.status == "sending"))
-        if not rows:
+        batches = db.execute(select(DeliveryBatch.key, DeliveryBatch.channel_id, DeliveryBatch.delivery_ids)
+                             .where(DeliveryBatch.campaign_id == sender.campaign_id)).all()
+        if not batches:
             return []
-        payloads = dict(zip((row.id for row in rows), sender.render(db, rows), strict=True))
-        claimed = {row.id: row for row in rows if row.batch_key.startswith("c:")}
-        kept = [row for row in rows if row.id not in claimed]
-        requests = _regroup(kept, [payloads[row.id] for row in kept])
-        for key, channel_id, ids in db.execute(select(DeliveryBatch.key, DeliveryBatch.channel_id, DeliveryBatch.delivery_ids)
-                                                .where(DeliveryBatch.campaign_id == sender.campaign_id)):
-            members = [claimed.pop(i) for i in ids if i in claimed]
-            if members:
-                requests.append(Request(key, channel_id, members, True, payloads[members[0].id]))
+        ids = [i for _, _, members in batches for i in members]
+        rows = {row.id: row for row in _rows(db, select(*_COLUMNS).where(in_ids(_TABLE.c.id, ids, db.get_bind().dialect.name),
+                                                                         _TABLE.c.status == "queued"))}
+        payloads = dict(zip(rows, sender.render(db, list(rows.values())), strict=True))
+        requests, empty = [], []
+        for key, channel_id, members in batches:
+            found = [rows[i] for i in members if i in rows]
+            if not found:
+                empty.append(key)
+            elif key.startswith("m:"):
+                requests.append(Request(key, channel_id, found, True, payloads[found[0].id]))
+            else:
+                requests.extend(Request(key, row.channel_id, [row], False, payloads[row.id]) for row in found)
+        if empty:  # nothing of it is left to send (not expected: its outcome and its deletion commit together)
+            db.execute(delete(DeliveryBatch).where(DeliveryBatch.key.in_(empty)))
         for request in requests:
             sender.adapter(db, request.channel_id)
-    release(sender.database, sender.campaign_id, list(claimed))
     return requests
-
-
-def release(database: Database, campaign_id: int, ids: list[int]) -> int:
-    """Claimed rows in no request (a multicast group still filling when the sender stops, or left so by a
-    dead one) go back to queued, or to cancelled when the campaign was cancelled meanwhile."""
-    if not ids:
-        return 0
-    with database.session() as db:
-        status = db.scalar(select(Campaign.status).where(Campaign.id == campaign_id).with_for_update())
-        to = "cancelled" if status == "cancelled" else "queued"
-        count = db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, db.get_bind().dialect.name), _TABLE.c.status == "sending")
-                           .values(status=to, batch_key=None)).rowcount
-        if to == "cancelled":
-            db.execute(update(Campaign).where(Campaign.id == campaign_id).values(cancelled_count=Campaign.cancelled_count + count))
-    return count
 
 
 # --- outcomes -------------------------------------------------------------------------------------
@@ -434,8 +414,6 @@ def record(sender: Sender, results: list[Result]) -> dict:
     sent = failed = 0
     with sender.database.session() as db:
         dialect = db.get_bind().dialect.name
-        # lock the campaign row before the deliveries (see _hold_campaign)
-        db.execute(update(Campaign).where(Campaign.id == sender.campaign_id).values(heartbeat_at=now, waiting=None))
         singles: list[dict] = []
         bounced: list[tuple[str, str]] = []
         for result in results:
@@ -444,7 +422,7 @@ def record(sender: Sender, results: list[Result]) -> dict:
             if request.grouped and len(statuses) == 1 and "retry" not in statuses:
                 outcome = result.outcomes[0]
                 ids = list(map(_ID, request.rows))
-                db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "sending")
+                db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "queued")
                            .values(**_final(outcome, now), attempts=_TABLE.c.attempts + 1, batch_key=request.batch_key))
                 sent += len(request.rows) if outcome.status == "sent" else 0
                 failed += len(request.rows) if outcome.status == "failed" else 0
@@ -470,13 +448,12 @@ def record(sender: Sender, results: list[Result]) -> dict:
                 singles.append({"b_id": row.id, "attempts": attempts, "batch_key": request.batch_key, **values})
         if singles:
             _update_rows(db, singles)
-        batches = [result.request.batch_key for result in results if result.request.grouped]
-        if batches:
-            db.execute(delete(DeliveryBatch).where(DeliveryBatch.key.in_(batches)))
+        db.execute(delete(DeliveryBatch).where(DeliveryBatch.key.in_({result.request.batch_key for result in results})))
         for address, reason in bounced:  # the address is dead: no later campaign tries it (consent `bounced`)
             channels.mark_bounced(db, workspace_id=sender.workspace_id, address=address, reason=reason)
         db.execute(update(Campaign).where(Campaign.id == sender.campaign_id)
-                   .values(sent_count=Campaign.sent_count + sent, failed_count=Campaign.failed_count + failed, heartbeat_at=now))
+                   .values(sent_count=Campaign.sent_count + sent, failed_count=Campaign.failed_count + failed, heartbeat_at=now,
+                           waiting=None))
     return {"sent": sent, "failed": failed}
 
 
@@ -496,7 +473,7 @@ def _update_rows(db: Session, rows: list[dict]) -> None:
         shapes.setdefault(tuple(sorted(row)), []).append(row)
     for shape, members in shapes.items():
         values = {c: bindparam(c) for c in columns if c in shape}
-        statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.status == "sending").values(**values)
+        statement = update(_TABLE).where(_TABLE.c.id == bindparam("b_id"), _TABLE.c.status == "queued").values(**values)
         db.execute(statement, members)
 
 
@@ -538,18 +515,16 @@ def _run(database: Database, campaign_id: int) -> str:
         if stale:
             log.info("resending deliveries a stopped sender left", extra={"campaign": campaign_id, "requests": len(stale)})
             record(sender, sender.send(stale))
-        inflight = None
+        inflight: deque = deque()  # stages submitted, oldest first
         while True:
             state = _state(database, campaign_id)
-            requests = claim(sender) if state == "go" else []
-            if inflight is not None:
-                inflight.result()
-                inflight = None
+            requests = claim(sender, reread=not inflight) if state == "go" else []
+            while inflight and (len(inflight) >= STAGES or not requests):
+                inflight.popleft().result()
             if requests:
-                inflight = _submit(sender, requests)
+                inflight.append(_submit(sender, requests))
                 continue
-            if state != "go":
-                _release_pending(sender)
+            if state != "go":  # rows waiting in pending groups were never offered: they stay queued
                 return _settle(database, campaign_id, state)
             wait = _next_due(database, campaign_id)
             if wait is None:
@@ -562,17 +537,7 @@ def _run(database: Database, campaign_id: int) -> str:
             sender.expect_retries()
             time.sleep(max(0.05, wait))
     finally:
-        try:
-            _release_pending(sender)  # after an error too; a dead process leaves them to the next sender
-        finally:
-            sender.close()
-
-
-def _release_pending(sender: Sender) -> None:
-    ids = [row.id for _, rows in sender.pending.values() for row in rows]
-    sender.pending.clear()
-    sender.pending_since.clear()
-    release(sender.database, sender.campaign_id, ids)
+        sender.close()
 
 
 _STAGE = ThreadPoolExecutor(max_workers=4, thread_name_prefix="campaign-stage")
@@ -628,5 +593,9 @@ def _settle(database: Database, campaign_id: int, state: str) -> str:
             campaign.status, campaign.finished_at, campaign.waiting = "sent", utcnow(), None
             return "sent"
         if campaign.status == "cancelled" and campaign.finished_at is None:
+            # rows a request in flight at the cancel put back for a retry: nothing sends them now
+            count = db.execute(update(_TABLE).where(_TABLE.c.campaign_id == campaign_id, _TABLE.c.status == "queued")
+                               .values(status="cancelled", not_before=None)).rowcount
+            campaign.cancelled_count = (campaign.cancelled_count or 0) + count
             campaign.finished_at = utcnow()
         return campaign.status

@@ -10,13 +10,28 @@ list made it dump each element in Python, a tenth of a sender's time; SQLite tak
 from __future__ import annotations
 
 import orjson
-from sqlalchemy import BigInteger, String, any_, bindparam, cast, func, select
+from sqlalchemy import BigInteger, String, all_, any_, bindparam, cast, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 
 def in_ids(column, ids: list[int], dialect: str):
     if dialect == "postgresql":
-        literal = "{" + ",".join(map(str, map(int, ids))) + "}"
-        return column == any_(cast(bindparam(None, literal, type_=String), ARRAY(BigInteger)))
+        return column == any_(_array(ids))
+    return column.in_(_json_values(ids))
+
+
+def not_in_ids(column, ids: list[int], dialect: str):
+    """The negation (`~in_ids(…)` would give `<> ANY`, true for nearly every row)."""
+    if dialect == "postgresql":
+        return column != all_(_array(ids))
+    return column.not_in(_json_values(ids))
+
+
+def _array(ids: list[int]):
+    literal = "{" + ",".join(map(str, map(int, ids))) + "}"
+    return cast(bindparam(None, literal, type_=String), ARRAY(BigInteger))
+
+
+def _json_values(ids: list[int]):
     listed = func.json_each(bindparam(None, orjson.dumps(list(ids)).decode())).table_valued("value")
-    return column.in_(select(listed.c.value))
+    return select(listed.c.value)

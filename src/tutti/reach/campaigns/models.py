@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from tutti.platform.db import Base, BigId, Json, UTCDateTime, utcnow
 
 CAMPAIGN_STATUSES = ("draft", "scheduled", "sending", "paused", "sent", "cancelled")
-DELIVERY_STATUSES = ("queued", "sending", "sent", "failed", "cancelled")
+DELIVERY_STATUSES = ("queued", "sent", "failed", "cancelled")
 CHANNEL_KINDS = ("line", "sms", "email")
 
 
@@ -90,14 +90,13 @@ class CampaignRecipient(Base):
 class Delivery(Base):
     """One message to one contact. Written (queued) before the send; `key` is the provider's idempotency key.
 
-    queued → sending (claimed: batch_key is the claim's; a multicast's members are a DeliveryBatch,
-    committed before the provider is called) → sent | failed;
-    a transient failure goes back to queued with attempts + 1 and a not_before; cancel turns queued into
-    cancelled.
+    queued → sent | failed; while the provider has it, it is a member of a DeliveryBatch (committed before
+    the provider is called) and still queued. A transient failure goes back to queued with attempts + 1
+    and a not_before; cancel turns queued rows in no DeliveryBatch into cancelled.
 
     No index holds a column the send path writes (status, batch_key, attempts, outcome), and on PostgreSQL
-    half of each page is left free (fillfactor 50): both writes of a broadcast (sending, then sent) are
-    then HOT updates that touch no index, ~2.4 µs a row instead of ~13 µs (see docs/campaigns.md). The
+    half of each page is left free (fillfactor 50): the one write of a broadcast per row (its outcome) is
+    then a HOT update that touches no index, ~2.4 µs a row instead of ~13 µs (see docs/campaigns.md). The
     engine finds a campaign's rows by (campaign_id, id) and filters the status."""
 
     __tablename__ = "delivery"
@@ -117,9 +116,8 @@ class Delivery(Base):
     address: Mapped[str] = mapped_column(String(320))
     key: Mapped[str] = mapped_column(String(36), unique=True)
     status: Mapped[str] = mapped_column(String(16), default="queued")
-    # while sending: "c:<uuid>", the claim that took it (its request, if any, is a DeliveryBatch); once
-    # sent or queued for a retry: "m:<uuid>" one provider request to many (LINE multicast), "s:<uuid>" single
-    # sends claimed together
+    # once sent or queued for a retry, the request that carried it: "m:<uuid>" one provider request to many
+    # (LINE multicast), "s:<uuid>" single sends claimed together (each keyed by its own delivery's key)
     batch_key: Mapped[str | None] = mapped_column(String(40))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # retry back-off
@@ -131,10 +129,12 @@ class Delivery(Base):
 
 
 class DeliveryBatch(Base):
-    """A multicast request claimed and not yet recorded: its key and its members, committed before the provider
-    is called. Its retry key derives from the members, so a sender that restarts after a crash resends exactly
-    these members (the provider answers "already accepted" for what it had). Deleted when the outcome is
-    written, so the table holds only what is in flight."""
+    """A request written and not yet recorded: its key and its members, committed before the provider is
+    called. "m:" a multicast, whose retry key derives from the members, so a sender that restarts after a
+    crash resends exactly these members (the provider answers "already accepted" for what it had); "s:" the
+    single sends of one claim, each keyed by its own delivery's key and sent on its own row's channel
+    (`channel_id` is then the first one's). Deleted with the outcomes' write, so the table holds exactly what
+    is with the provider: cancel leaves these rows alone."""
 
     __tablename__ = "delivery_batch"
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import event, func, select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from tutti.platform import audit
@@ -21,7 +21,8 @@ from tutti.platform.audit import Actor
 from tutti.platform.db import utcnow
 from tutti.platform.errors import Conflict, InvalidInput, NotFound
 from tutti.reach.campaigns import audience
-from tutti.reach.campaigns.models import CHANNEL_KINDS, Campaign, Delivery, Variant
+from tutti.reach.campaigns.idlist import not_in_ids
+from tutti.reach.campaigns.models import CHANNEL_KINDS, Campaign, Delivery, DeliveryBatch, Variant
 
 EDITABLE = ("name", "kind", "audience", "channels", "channel_ids", "holdout_percent", "scheduled_at", "quiet_hours",
             "frequency_cap", "attribution_days", "costs", "variants")
@@ -413,14 +414,21 @@ def resume(db: Session, *, workspace_id: int, campaign_id: int, actor: Actor) ->
 
 
 def cancel(db: Session, *, workspace_id: int, campaign_id: int, actor: Actor) -> Campaign:
-    """Stop for good: queued deliveries become cancelled; those already with the provider finish."""
+    """Stop for good: queued deliveries become cancelled; those already with the provider (members of a request
+    the sender wrote, see engine) finish. The campaign row's lock, taken first, waits for a claim writing
+    requests."""
     campaign = _transition(db, workspace_id=workspace_id, campaign_id=campaign_id, allowed=("scheduled", "sending", "paused"),
                            verb="be cancelled")
-    cancelled = db.execute(update(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.status == "queued")
-                           .values(status="cancelled", not_before=None).execution_options(synchronize_session=False)).rowcount
+    in_flight = [i for members in db.scalars(select(DeliveryBatch.delivery_ids).where(DeliveryBatch.campaign_id == campaign.id))
+                 for i in members]
+    which = [Delivery.campaign_id == campaign.id, Delivery.status == "queued"]
+    if in_flight:
+        which.append(not_in_ids(Delivery.id, in_flight, db.get_bind().dialect.name))
+    cancelled = db.execute(update(Delivery).where(*which).values(status="cancelled", not_before=None)
+                           .execution_options(synchronize_session=False)).rowcount
     campaign.status = "cancelled"
     campaign.cancelled_count = (campaign.cancelled_count or 0) + cancelled
-    if not db.scalar(select(func.count()).select_from(Delivery).where(Delivery.campaign_id == campaign.id, Delivery.status == "sending")):
+    if not in_flight:
         campaign.finished_at = utcnow()
     else:
         _enqueue(db, campaign.id)  # the sender finishes what is with the provider, then marks it finished
