@@ -186,7 +186,7 @@ class LineAdapter:
             return Answer("failed", reason=_sdk_reason(error), code="invalid")
         return self._call("push", request, retry_key_for(message.key))
 
-    def _multicast(self, keys: list[str], to: list[str], payload: dict) -> Answer:
+    def _multicast(self, retry_key: str, to: list[str], payload: dict) -> Answer:
         try:
             # the messages go through the SDK's models (its checks); the 500 user ids were checked by the
             # caller, so the request is assembled without validating each id again (that cost more than the
@@ -196,15 +196,16 @@ class LineAdapter:
             return Answer("failed", reason=_sdk_reason(error), code="invalid")
         request = _Multicast.construct(to=list(to), messages=messages, notification_disabled=False,
                                        custom_aggregation_units=None)
-        return self._call("multicast", request, group_retry_key(keys))
+        return self._call("multicast", request, retry_key)
 
     def send_shared(self, keys: list[str], to: list[str], payload: dict) -> Outcome | None:
         """One multicast of `payload` to `to` (LINE user ids, at most 500), answered once for the whole
         request; None when they cannot share one (an address that is not a user id, too many): use `send`."""
         if not 1 < len(to) <= MAX_RECIPIENTS or not _USER_IDS.fullmatch("\n".join(to) + "\n"):
             return None
-        answer = self._multicast(keys, to, payload)
-        return Outcome(group_retry_key(keys), answer.status, answer.provider_id, answer.reason, answer.code, answer.retry_after)
+        retry_key = group_retry_key(keys)
+        answer = self._multicast(retry_key, to, payload)
+        return Outcome(retry_key, answer.status, answer.provider_id, answer.reason, answer.code, answer.retry_after)
 
     def send(self, messages: list[Outgoing]) -> list[Outcome]:
         answers: list[Answer | None] = [None] * len(messages)  # by position: a broadcast hands 500 at a time
@@ -225,7 +226,7 @@ class LineAdapter:
                 if len(chunk) == 1:
                     singles.extend(chunk)
                     continue
-                answer = self._multicast([messages[i].key for i in chunk], [messages[i].to for i in chunk],
+                answer = self._multicast(group_retry_key([messages[i].key for i in chunk]), [messages[i].to for i in chunk],
                                          messages[chunk[0]].payload)
                 for index in chunk:
                     answers[index] = answer
