@@ -268,13 +268,15 @@ def _regroup(rows: list[Row], payloads: list[dict]) -> list[Request]:
     by_key: dict[str, list[tuple[Row, dict]]] = {}
     for row, payload in sorted(zip(rows, payloads, strict=True), key=lambda pair: pair[0].id):
         by_key.setdefault(row.batch_key, []).append((row, payload))
-    requests = []
-    for batch_key, members in by_key.items():
-        if batch_key.startswith("m:"):
-            requests.append(Request(batch_key, members[0][0].channel_id, [row for row, _ in members], True, members[0][1]))
-        else:
-            requests.extend(Request(batch_key, row.channel_id, [row], False, payload) for row, payload in members)
-    return requests
+    return [request for batch_key, members in by_key.items() for request in _requests_of(batch_key, members)]
+
+
+def _requests_of(batch_key: str, members: list[tuple[Row, dict]]) -> list[Request]:
+    """One request key's rows (with their payloads) as the requests they went as: a multicast ("m:") is one
+    request, sent with its first member's payload; single sends ("s:") are one request each."""
+    if batch_key.startswith("m:"):
+        return [Request(batch_key, members[0][0].channel_id, [row for row, _ in members], True, members[0][1])]
+    return [Request(batch_key, row.channel_id, [row], False, payload) for row, payload in members]
 
 
 def _hold_campaign(db: Session, campaign_id: int) -> str | None:
@@ -374,23 +376,21 @@ def leftovers(sender: Sender) -> list[Request]:
     """The requests a dead sender wrote and did not record, rebuilt with the same members and keys: it may
     have made them, so they go again as the same requests (the provider knows a retry key it has seen)."""
     with sender.database.session() as db:
-        batches = db.execute(select(DeliveryBatch.key, DeliveryBatch.channel_id, DeliveryBatch.delivery_ids)
+        batches = db.execute(select(DeliveryBatch.key, DeliveryBatch.delivery_ids)
                              .where(DeliveryBatch.campaign_id == sender.campaign_id)).all()
         if not batches:
             return []
-        ids = [i for _, _, members in batches for i in members]
+        ids = [i for _, members in batches for i in members]
         rows = {row.id: row for row in _rows(db, select(*_COLUMNS).where(in_ids(_TABLE.c.id, ids, db.get_bind().dialect.name),
                                                                          _TABLE.c.status == "queued"))}
         payloads = dict(zip(rows, sender.render(db, list(rows.values())), strict=True))
         requests, empty = [], []
-        for key, channel_id, members in batches:
-            found = [rows[i] for i in members if i in rows]
-            if not found:
-                empty.append(key)
-            elif key.startswith("m:"):
-                requests.append(Request(key, channel_id, found, True, payloads[found[0].id]))
+        for key, members in batches:
+            found = [(rows[i], payloads[i]) for i in members if i in rows]
+            if found:
+                requests.extend(_requests_of(key, found))
             else:
-                requests.extend(Request(key, row.channel_id, [row], False, payloads[row.id]) for row in found)
+                empty.append(key)
         if empty:  # nothing of it is left to send (not expected: its outcome and its deletion commit together)
             db.execute(delete(DeliveryBatch).where(DeliveryBatch.key.in_(empty)))
         for request in requests:
