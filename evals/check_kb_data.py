@@ -2,8 +2,9 @@
 
 JSON per line, required fields, unique ids, 4-24 distinct phrasings per item, every expected id exists,
 no test or validation question equals (after normalising NFKC, case, spaces and punctuation) or nearly
-equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, no shipped out-of-scope example
-(src/tutti/converse/knowledge/data/out_of_scope.txt) copies a test question or a stored phrasing, and counts
+equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, no out-of-scope
+example (shipped: src/tutti/converse/knowledge/data/out_of_scope.txt; the demo brand's own:
+out_of_scope_demo.jsonl) copies a test or validation question or a stored phrasing, and counts
 per kind and language. Exits 1 on
 any problem, so a data edit that breaks the eval's premise is caught before the eval runs.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope.txt"
+BRAND_NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 SETS = {
     "test": ROOT / "evals/data/knowledge_questions.jsonl",
     "validation": ROOT / "evals/data/knowledge_validation.jsonl",
@@ -140,16 +142,24 @@ def main() -> int:
     sets = {
         name: check_set(name, path, items, stored, problems) for name, path in SETS.items() if path.exists()
     }
-    # the shipped out-of-scope examples calibrate every workspace: none may be (nearly) a test question, or a
-    # stored phrasing (it would teach the calibration to hand off a question the knowledge base answers)
-    negatives = [line.strip() for line in NEGATIVES.read_text(encoding="utf-8").splitlines()
+    # the out-of-scope examples (shipped for every workspace, and the demo brand's own) calibrate the
+    # threshold: none may be (nearly) a test or validation question, or a stored phrasing (it would teach
+    # the calibration to hand off a question the knowledge base answers)
+    negatives = [(NEGATIVES.name, line.strip()) for line in NEGATIVES.read_text(encoding="utf-8").splitlines()
                  if line.strip() and not line.startswith("#")]
-    test_questions = {norm(r["question"]) for r in sets.get("test", [])}
-    for negative in negatives:
-        if norm(negative) in test_questions or _near_copy(norm(negative), test_questions):
-            problems.append(f"out_of_scope.txt: {negative!r} (nearly) copies a test question")
+    for row in read_jsonl(BRAND_NEGATIVES, problems):
+        if row.get("kind") != "out_of_scope" or not row.get("questions"):
+            problems.append(f"{BRAND_NEGATIVES.name}:{row['_line']}: want kind out_of_scope with questions")
+        negatives += [(BRAND_NEGATIVES.name, q) for q in row.get("questions") or []]
+    held_out = {name: {norm(r["question"]) for r in rows} for name, rows in sets.items()}
+    if len({norm(q) for _, q in negatives}) != len(negatives):
+        problems.append("a repeated out-of-scope example")
+    for where, negative in negatives:
+        for name, questions in held_out.items():
+            if norm(negative) in questions or _near_copy(norm(negative), questions):
+                problems.append(f"{where}: {negative!r} (nearly) copies a {name} question")
         if norm(negative) in stored or _near_copy(norm(negative), stored):
-            problems.append(f"out_of_scope.txt: {negative!r} (nearly) copies a stored phrasing")
+            problems.append(f"{where}: {negative!r} (nearly) copies a stored phrasing")
     if "test" in sets and "validation" in sets:
         overlap = {norm(r["question"]) for r in sets["test"]} & {
             norm(r["question"]) for r in sets["validation"]

@@ -3,7 +3,8 @@
     python evals/knowledge.py            # report on evals/data/knowledge_questions.jsonl
     python evals/knowledge.py --tune     # the k-fold wrong-answer budget, chosen on the validation set
 
-The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl and articles/*.md) goes into a fresh
+The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl, the brand's own out-of-scope examples in
+out_of_scope_demo.jsonl, and articles/*.md) goes into a fresh
 SQLite workspace through the import service (as `tutti kb import`), followed by what the knowledge job does
 after an import: embedding and fitting the workspace's own calibration (k-fold over its phrasings, see
 tutti.converse.knowledge.calibration). Each test question then goes through the path of `tutti kb ask`
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kbeval import ROOT, Workspace, emit, features, note, score, thresholded, top1
 
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
+BRAND_OUT_OF_SCOPE = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 ARTICLES = ROOT / "src/tutti/converse/knowledge/data/articles"
 TEST = ROOT / "evals/data/knowledge_questions.jsonl"
 VALIDATION = ROOT / "evals/data/knowledge_validation.jsonl"
@@ -37,8 +39,9 @@ def read(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def load_kb(workspace: Workspace, faq_text: str) -> None:
-    summary = workspace.import_file("faq.jsonl", faq_text)
+def load_kb(workspace: Workspace, faq_text: str, out_of_scope_text: str = "") -> None:
+    # one import, so the knowledge job's calibration is fitted once, with the brand's out-of-scope examples
+    summary = workspace.import_file("faq.jsonl", faq_text + out_of_scope_text)
     note(f"imported {summary}")
     if ARTICLES.is_dir():
         for path in sorted(ARTICLES.glob("*.md")):
@@ -79,10 +82,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="choose the k-fold budget on the validation set")
     parser.add_argument("--faq", type=Path, default=FAQ)
+    parser.add_argument("--out-of-scope", type=Path, default=BRAND_OUT_OF_SCOPE,
+                        help="the brand's own out-of-scope examples (JSONL, an item of kind out_of_scope)")
     args = parser.parse_args()
     test = read(TEST)
     workspace = Workspace("knowledge-eval")
-    load_kb(workspace, args.faq.read_text(encoding="utf-8"))
+    load_kb(workspace, args.faq.read_text(encoding="utf-8"), args.out_of_scope.read_text(encoding="utf-8"))
     index = workspace.index()
     emit(
         figure="knowledge_base",

@@ -12,11 +12,13 @@ from sqlalchemy import func, select
 from tutti.audience import demo
 from tutti.audience.models import Identity
 from tutti.converse.conversations.models import AgentDecision, Conversation, Message, Team, TeamMember
+from tutti.converse.knowledge import gaps
 from tutti.converse.knowledge.models import KnowledgeItem, KnowledgePhrasing
 from tutti.platform.models import Membership
 
 ROOT = Path(__file__).resolve().parents[2]
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
+OUT_OF_SCOPE = json.loads((ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl").read_text(encoding="utf-8"))
 
 
 def test_the_kb_data_checker_finds_no_problem(capsys):
@@ -32,10 +34,14 @@ def test_the_demo_build_loads_the_kb_teams_and_conversations(database):
     info = demo.build(database, contacts=300, seed=7, today=date(2025, 12, 31))
     w = info.workspace_id
     with database.session() as db:
-        stored = dict(db.execute(select(KnowledgeItem.external_id, KnowledgeItem.team).where(KnowledgeItem.workspace_id == w)).all())
+        stored = dict(db.execute(select(KnowledgeItem.external_id, KnowledgeItem.team).where(
+            KnowledgeItem.workspace_id == w, KnowledgeItem.kind != "out_of_scope")).all())
         assert len(stored) == len(items) >= 170
         phrasings = db.scalar(select(func.count()).select_from(KnowledgePhrasing).where(KnowledgePhrasing.workspace_id == w))
-        assert phrasings == sum(len(item["questions"]) for item in items)
+        assert phrasings == sum(len(item["questions"]) for item in items + [OUT_OF_SCOPE])
+        # the brand's own out-of-scope examples are one item, where the gaps page's "Mark out of scope" adds
+        assert db.scalar(select(KnowledgeItem.kind).where(KnowledgeItem.workspace_id == w,
+                                                         KnowledgeItem.external_id == gaps.OUT_OF_SCOPE_ID)) == "out_of_scope"
         team_names = dict(db.execute(select(Team.name, Team.is_default).where(Team.workspace_id == w)).all())
         # every item hands off to a team that exists, so the router's team lookup by name finds it
         assert set(stored.values()) == set(team_names)

@@ -1,7 +1,8 @@
 """The demo brand's Converse content: its knowledge base, three teams with their people, and a few dozen
 past conversations (answered by the bot, answered with the customer's real order, handed off to people).
 
-The knowledge base is `knowledge/data/faq.jsonl`, imported through the knowledge import service as
+The knowledge base is `knowledge/data/faq.jsonl` with the brand's out-of-scope examples
+(`out_of_scope_demo.jsonl`), imported through the knowledge import service as
 `tutti kb import` does; each item's `team` (support, sales, billing) becomes the name of the demo team it
 hands off to. Conversations are written set-based (one flush of conversations, one executemany of
 messages and of decisions) from the scripts below: they are what happened, not replayed through the agent,
@@ -114,8 +115,10 @@ def _teams_and_people(db, workspace_id: int) -> tuple[dict[str, int], dict[str, 
 
 
 def _knowledge(db, workspace_id: int) -> dict:
-    data = resources.files("tutti.converse.knowledge").joinpath("data", "faq.jsonl").read_text(encoding="utf-8")
-    records = files.parse("faq.jsonl", data)
+    data = resources.files("tutti.converse.knowledge").joinpath("data")
+    # the FAQ and the brand's own out-of-scope examples (what "Mark out of scope" on the gaps page grows)
+    records = [record for name in ("faq.jsonl", "out_of_scope_demo.jsonl")
+               for record in files.parse(name, data.joinpath(name).read_text(encoding="utf-8"))]
     for record in records:
         record.team = TEAMS[record.team][0] if record.team in TEAMS else record.team
     return service.import_records(db, workspace_id=workspace_id, actor=Actor.cli(), records=records, source="demo faq.jsonl")
