@@ -48,27 +48,23 @@ def load_kb(workspace: Workspace, faq_text: str, out_of_scope_text: str = "") ->
             workspace.import_file(path.name, path.read_bytes())
 
 
-BUDGETS = (0.02, 0.04, 0.06, 0.08, 0.10)
+BUDGETS = (0.01, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06)
 
 
 def tune_budget(workspace: Workspace, index) -> None:
     """For each k-fold wrong-answer budget: the threshold it gives and what it does to the validation
-    questions (the knowledge decision alone). calibration.MAX_WRONG is the budget chosen here."""
-    from tutti.converse.knowledge import calibration, matching
+    questions asked through the `tutti kb ask` path. calibration.MAX_WRONG is the largest budget that
+    answers at most 1% of them wrongly."""
+    from tutti.converse.knowledge import calibration
     from tutti.converse.knowledge.index import calibration_examples
 
     validation = read(VALIDATION)
     questions = [v["question"] for v in validation]
     expected = [v.get("expected") for v in validation]
-    feats = features(index, questions)
     examples, items = calibration_examples(index)
     for budget in BUDGETS:
-        index.calibration = calibration.fit(examples, items, max_wrong=budget)
-        results = []
-        for question, f in zip(questions, feats):
-            m = matching.decide(index, question, vector=f["vector"])
-            results.append({"action": "answer" if m.in_scope else "handoff", "external_id": m.external_id})
-        part = score(results, expected)
+        index.calibration = calibration.fit(examples, items, max_wrong=budget)  # the index `ask` uses
+        part = score(workspace.ask(questions, progress_every=0), expected)
         emit(figure="budget", max_wrong_kfold=budget, threshold=index.calibration.threshold,
              kfold=index.calibration.stats, validation_right=part["in_scope_correct"],
              validation_wrong=part["in_scope_wrong"], validation_out_of_scope_handed_off=part["oos_handed_off"])

@@ -177,3 +177,35 @@ def test_a_small_knowledge_base_has_no_classifier_and_uses_the_default(database,
         assert small.model is None and small.calibration.source == "default"
         assert service.match(db, workspace_id=workspace_id, question="運費要多少錢").in_scope
         assert not service.match(db, workspace_id=workspace_id, question="明天台北會下雨嗎").in_scope
+
+
+def test_cross_lingual_examples_ask_bilingual_items_in_the_language_taken_away():
+    from tutti.converse.knowledge.index import ItemInfo, Rows, _cross_lingual_examples, assemble
+
+    rng = np.random.default_rng(5)
+    centres, english = rng.normal(size=(14, 32)), rng.normal(size=32)  # English sits off to one side
+    rows = []  # (item, text, in English)
+    for item in range(14):
+        rows += [(item, f"問題{item}之{k}", False) for k in range(4)]
+        if item % 2 == 0:  # half the items are written in both languages
+            rows += [(item, f"question {item} {k}", True) for k in range(4)]
+    item = np.array([r[0] for r in rows])
+    v = centres[item] + 0.6 * np.array([[r[2]] for r in rows]) * english + 0.2 * rng.normal(size=(len(rows), 32))
+    v = (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+    infos = [ItemInfo(i, f"item-{i}", "faq", f"item {i}", "(answer)", None, None) for i in range(14)]
+    built = assemble(1, (1,), infos, Rows(v, item, [r[1] for r in rows], np.ones(len(rows), bool)), {})
+    assert built.item_language[0].tolist() == [True, True] and built.item_language[1].tolist() == [False, True]
+    asked_in_english = built.features("question 1 0", v[4])
+    assert bool(asked_in_english["same_language"][0]) and not asked_in_english["same_language"][1]
+
+    no_negatives = Rows(np.zeros((0, 32), np.float32), np.zeros(0, np.int64), [], np.zeros(0, bool))
+    examples = _cross_lingual_examples(built, Rows(v, item, [r[1] for r in rows], np.ones(len(rows), bool)),
+                                       no_negatives, classify=True)
+    # every phrasing of the seven bilingual items, once, each a cross-lingual match of an in-scope question
+    assert len(examples) == 7 * 8
+    assert all(s[-1] == 1.0 and in_scope for s, _, in_scope in examples)
+    assert np.mean([right for _, right, _ in examples]) > 0.8
+    # a monolingual knowledge base has none
+    zh = np.array([not r[2] for r in rows])
+    only_zh = Rows(v[zh], item[zh], [r[1] for r, k in zip(rows, zh) if k], np.ones(int(zh.sum()), bool))
+    assert _cross_lingual_examples(built, only_zh, no_negatives, classify=True) == []

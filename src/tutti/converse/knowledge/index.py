@@ -84,6 +84,8 @@ class Index:
     model_items: np.ndarray  # item position of each classifier class
     calibration: calibration.Calibration = field(default_factory=lambda: calibration.DEFAULT)
     negatives: Rows | None = None  # out-of-scope examples (shipped and the workspace's), centred
+    # (items, 2): whether the item has a row without / with Han characters, i.e. in English / in Chinese
+    item_language: np.ndarray = field(default_factory=lambda: np.ones((0, 2), dtype=bool))
     built_seconds: float = 0.0
     stats: dict = field(default_factory=dict)
 
@@ -117,8 +119,13 @@ class Index:
             probability[self.model_items] = self.model.proba(centred)[0][:len(self.model_items)]
         # the nearest out-of-scope example: a question closer to one of those than to any item is not ours
         negative = float((self.negatives.vectors @ centred).max()) if self.negatives and self.negatives.text else -1.0
+        # an item none of whose rows is in the question's language is a cross-lingual match: its
+        # probability and cosine run lower, which the calibration learns from cross-lingual examples
+        same_language = (self.item_language[:, int(has_han(question))] if len(self.item_language)
+                         else np.ones(n, dtype=bool))
         return {
             "negative": negative,
+            "same_language": same_language,
             "cosine": cosine,
             "passage": passage,
             "lexical": np.clip(lexical, 0, 1),
@@ -132,14 +139,14 @@ def centre(vectors: np.ndarray, texts: list[str], centres: dict[bool, np.ndarray
     """`vectors` less their language's mean, as unit vectors (see the module's docstring)."""
     if not centres:
         return vectors
-    han = np.fromiter((has_han(t) for t in texts), dtype=bool, count=len(texts))
+    han = _han(texts)
     out = vectors - np.where(han[:, None], centres[True], centres[False])
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return (out / np.maximum(norms, 1e-9)).astype(np.float32)
 
 
 def language_centres(vectors: np.ndarray, texts: list[str]) -> dict[bool, np.ndarray]:
-    han = np.fromiter((has_han(t) for t in texts), dtype=bool, count=len(texts))
+    han = _han(texts)
     if han.all() or not han.any():
         return {}
     return {True: vectors[han].mean(axis=0), False: vectors[~han].mean(axis=0)}
@@ -284,6 +291,9 @@ def assemble(workspace_id: int, version: tuple, items: list[ItemInfo], rows: Row
     document_item = np.concatenate([rows.item, np.arange(len(items), dtype=np.int64)])
     lexical = bm25.BM25(documents) if documents else None
     model, model_items = _train(vectors, rows.item, len(items), negatives) if classify else (None, np.zeros(0, np.int64))
+    item_language = np.zeros((len(items), 2), dtype=bool)
+    if len(rows.text):
+        item_language[rows.item, _han(rows.text).astype(np.int64)] = True
     return Index(
         workspace_id=workspace_id,
         version=version,
@@ -298,6 +308,7 @@ def assemble(workspace_id: int, version: tuple, items: list[ItemInfo], rows: Row
         model=model,
         model_items=model_items,
         negatives=negatives,
+        item_language=item_language,
         stats={"items": len(items), "rows": len(rows.text), "classifier": model is not None},
     )
 
@@ -336,7 +347,40 @@ def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, 
             scores = item_scores(features, has_model=part.model is not None)
             best = int(np.argmax(scores))
             examples.append((calibration.signals(features, scores, best), best == expected, expected >= 0))
+    examples += _cross_lingual_examples(index, rows, negatives, classify=classify)
     return examples, items_with_phrasings
+
+
+def _cross_lingual_examples(index: Index, rows: Rows, negatives: Rows, *, classify: bool) -> list:
+    """Questions in a language the item is not written in (an English question about a zh-TW-only item).
+    Every item with phrasings in both languages is, once per language, stripped of its phrasings in that
+    language and of its passages (an answer written in both would give the other language away), so it
+    looks written in the other language only, and is asked the stripped phrasings. Without these the
+    calibration sees no cross-lingual match and hands nearly all of them off."""
+    from tutti.converse.knowledge.matching import item_scores
+
+    han = _han(rows.text)
+    phrasing = rows.is_phrasing
+    written = np.zeros((len(index.items), 2), dtype=bool)
+    written[rows.item[phrasing], han[phrasing].astype(np.int64)] = True
+    bilingual = written.all(axis=1)[rows.item]
+    examples = []
+    for language in (False, True):
+        held = phrasing & bilingual & (han == language)
+        if not held.any():
+            continue
+        part = assemble(index.workspace_id, index.version, index.items,
+                        rows.subset(~(held | (~phrasing & bilingual))), {}, negatives=negatives, classify=classify)
+        for r in np.flatnonzero(held):
+            features = part.features(rows.text[r], rows.vectors[r])
+            scores = item_scores(features, has_model=part.model is not None)
+            best = int(np.argmax(scores))
+            examples.append((calibration.signals(features, scores, best), best == int(rows.item[r]), True))
+    return examples
+
+
+def _han(texts: list[str]) -> np.ndarray:
+    return np.fromiter((has_han(t) for t in texts), dtype=bool, count=len(texts))
 
 
 def _train(vectors: np.ndarray, row_item: np.ndarray, n_items: int, negatives: Rows | None = None):
