@@ -113,7 +113,9 @@ def test_the_knowledge_job_fits_and_stores_the_calibration_and_indexes_pick_it_u
     with database.session() as db:
         stored, at = service.stored_calibration(db, workspace_id=workspace_id)
         assert at == service.version(db, workspace_id=workspace_id)
-        assert stored["signals"] == list(calibration.SIGNALS) and stored["stats"]["in_scope_examples"] == 56
+        # each of the 56 phrasings left out once, and asked again as a cross-lingual example (every item
+        # here is written in both languages)
+        assert stored["signals"] == list(calibration.SIGNALS) and stored["stats"]["in_scope_examples"] == 2 * 56
         after = index.get_index(db, workspace_id=workspace_id)
         assert after.model is before.model  # a new calibration of the same knowledge trains nothing again
         fitted = after.calibration
