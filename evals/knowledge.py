@@ -48,7 +48,7 @@ def load_kb(workspace: Workspace, faq_text: str, out_of_scope_text: str = "") ->
             workspace.import_file(path.name, path.read_bytes())
 
 
-BUDGETS = (0.01, 0.02, 0.025, 0.03, 0.035, 0.04, 0.06)
+BUDGETS = (0.01, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06)
 
 
 def tune_budget(workspace: Workspace, index) -> None:

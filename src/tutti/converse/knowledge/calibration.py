@@ -40,11 +40,12 @@ SIGNALS = ("probability", "probability_lead", "cosine", "cosine_lead", "knn_agre
 FOLDS = 4
 MIN_ITEMS = 12
 # The share of left-out phrasings (and cross-lingual examples) the threshold may answer with the wrong
-# item: the largest budget at which the demo brand's validation questions
-# (evals/data/knowledge_validation.jsonl) are answered wrongly at most 1% of the time, half of the 2% allowed
-# (3% gives 0.5%, 3.5% gives 1.1%; `python evals/knowledge.py --tune` prints each budget) — the test set
-# was not used to choose it.
-MAX_WRONG = 0.03
+# item: the budget that answers the most of the demo brand's validation questions
+# (evals/data/knowledge_validation.jsonl) rightly while answering at most 1% of them wrongly, half of the 2%
+# allowed, and of those the one handing off the most out-of-scope questions (with 27-32 phrasings per item:
+# 4% → 89.1% right, 0.5% wrong, 84.9% handed off; 6% → 1.1% wrong; `python evals/knowledge.py --tune`
+# prints each budget) — the test set was not used to choose it.
+MAX_WRONG = 0.04
 NEGATIVES = Path(__file__).parent / "data" / "out_of_scope.txt"
 
 
