@@ -324,8 +324,6 @@ def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, 
     """k-fold over the index's phrasings, its negatives asked of each fold's model (see calibration.py):
     (signals, right, in scope) per example, and how many items have phrasings to leave out. The index's
     vectors are already centred, so the fold indexes centre nothing again."""
-    from tutti.converse.knowledge.matching import item_scores
-
     rows = Rows(index.vectors, index.row_item, index.row_text, index.row_is_phrasing)
     negatives = index.negatives or Rows(np.zeros((0, embeddings.DIMENSION), np.float32), np.zeros(0, np.int64), [],
                                         np.zeros(0, bool))
@@ -342,11 +340,7 @@ def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, 
                         negatives=negatives.subset(negative_fold != k), classify=classify)
         asked = [(rows.text[r], rows.vectors[r], int(rows.item[r])) for r in np.flatnonzero(held)]
         asked += [(negatives.text[j], negatives.vectors[j], -1) for j in np.flatnonzero(negative_fold == k)]
-        for text, vector, expected in asked:
-            features = part.features(text, vector)
-            scores = item_scores(features, has_model=part.model is not None)
-            best = int(np.argmax(scores))
-            examples.append((calibration.signals(features, scores, best), best == expected, expected >= 0))
+        examples += _ask(part, asked)
     examples += _cross_lingual_examples(index, rows, negatives, classify=classify)
     return examples, items_with_phrasings
 
@@ -357,8 +351,6 @@ def _cross_lingual_examples(index: Index, rows: Rows, negatives: Rows, *, classi
     language and of its passages (an answer written in both would give the other language away), so it
     looks written in the other language only, and is asked the stripped phrasings. Without these the
     calibration sees no cross-lingual match and hands nearly all of them off."""
-    from tutti.converse.knowledge.matching import item_scores
-
     han = _han(rows.text)
     phrasing = rows.is_phrasing
     written = np.zeros((len(index.items), 2), dtype=bool)
@@ -371,11 +363,21 @@ def _cross_lingual_examples(index: Index, rows: Rows, negatives: Rows, *, classi
             continue
         part = assemble(index.workspace_id, index.version, index.items,
                         rows.subset(~(held | (~phrasing & bilingual))), {}, negatives=negatives, classify=classify)
-        for r in np.flatnonzero(held):
-            features = part.features(rows.text[r], rows.vectors[r])
-            scores = item_scores(features, has_model=part.model is not None)
-            best = int(np.argmax(scores))
-            examples.append((calibration.signals(features, scores, best), best == int(rows.item[r]), True))
+        examples += _ask(part, [(rows.text[r], rows.vectors[r], int(rows.item[r])) for r in np.flatnonzero(held)])
+    return examples
+
+
+def _ask(part: Index, asked: list[tuple[str, np.ndarray, int]]) -> list:
+    """(signals, right, in scope) of each (text, vector, expected item position or -1 for out of scope)
+    asked of the index `part`."""
+    from tutti.converse.knowledge.matching import item_scores
+
+    examples = []
+    for text, vector, expected in asked:
+        features = part.features(text, vector)
+        scores = item_scores(features, has_model=part.model is not None)
+        best = int(np.argmax(scores))
+        examples.append((calibration.signals(features, scores, best), best == expected, expected >= 0))
     return examples
 
 
