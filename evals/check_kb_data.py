@@ -1,6 +1,6 @@
 """Checks the demo knowledge base and its eval sets (run: python evals/check_kb_data.py).
 
-JSON per line, required fields, unique ids, 4-40 distinct phrasings per item, every expected id exists,
+JSON per line, required fields, unique ids, 4-50 distinct phrasings per item, every expected id exists,
 no test or validation question equals (after normalising NFKC, case, spaces and punctuation) or nearly
 equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, no out-of-scope
 example (shipped: src/tutti/converse/knowledge/data/out_of_scope.txt; the demo brand's own:
@@ -77,8 +77,8 @@ def check_faq(problems: list[str]) -> dict[str, dict]:
         questions = row.get("questions") or []
         if row.get("language") == "both" and not _two_lines(row.get("answer", "")):
             problems.append(f"{where}: a 'both' answer is two lines, Chinese then English")
-        if not 4 <= len(questions) <= 40:
-            problems.append(f"{where}: {len(questions)} phrasings (want 4-40)")
+        if not 4 <= len(questions) <= 50:
+            problems.append(f"{where}: {len(questions)} phrasings (want 4-50)")
         if len({norm(q) for q in questions}) != len(questions):
             problems.append(f"{where}: repeated phrasing")
         items[row.get("id")] = row
