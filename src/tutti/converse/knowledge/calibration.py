@@ -41,11 +41,11 @@ FOLDS = 4
 MIN_ITEMS = 12
 # The share of left-out phrasings (and cross-lingual examples) the threshold may answer with the wrong
 # item: the budget that answers the most of the demo brand's validation questions
-# (evals/data/knowledge_validation.jsonl) rightly while answering at most 1% of them wrongly, half of the 2%
-# allowed, and of those the one handing off the most out-of-scope questions (with 30-44 phrasings per item:
-# 2% → 84.8% right, 0.5% wrong, 90.6% handed off; 2.5% → 1.1% wrong; `python evals/knowledge.py --tune`
-# prints each budget) — the test set was not used to choose it.
-MAX_WRONG = 0.02
+# (evals/data/knowledge_validation.jsonl, 443 in scope) rightly while answering at most 1% of them wrongly,
+# half of the 2% allowed, and of those the one handing off the most out-of-scope questions (with 30-44
+# phrasings per item: 3.5% → 86.7% right, 0.9% wrong, 85.2% handed off; 4% → 1.4% wrong;
+# `python evals/knowledge.py --tune` prints each budget) — the test set was not used to choose it.
+MAX_WRONG = 0.035
 NEGATIVES = Path(__file__).parent / "data" / "out_of_scope.txt"
 
 
