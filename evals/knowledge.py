@@ -53,8 +53,8 @@ BUDGETS = (0.01, 0.02, 0.025, 0.03, 0.035, 0.04, 0.045, 0.05, 0.06)
 
 def tune_budget(workspace: Workspace, index) -> None:
     """For each k-fold wrong-answer budget: the threshold it gives and what it does to the validation
-    questions asked through the `tutti kb ask` path. calibration.MAX_WRONG is the largest budget that
-    answers at most 1% of them wrongly."""
+    questions asked through the `tutti kb ask` path. calibration.MAX_WRONG is the budget answering the most
+    of them rightly with at most 1% wrong (ties: the one handing off the most out-of-scope questions)."""
     from tutti.converse.knowledge import calibration
     from tutti.converse.knowledge.index import calibration_examples
 
