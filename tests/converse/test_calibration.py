@@ -70,6 +70,44 @@ def test_the_threshold_keeps_wrong_answers_within_the_budget():
     assert loose <= strict
 
 
+
+def test_cross_lingual_matches_get_their_own_threshold():
+    """Cross-lingual matches are right less often and less predictably: one threshold for both lets the
+    many same-language examples set it and spends the wrong-answer budget on cross-lingual ones; a
+    threshold for each keeps each kind's wrong answers within the budget."""
+    rng = np.random.default_rng(11)
+    examples = []
+    for other in (0.0, 1.0):
+        for _ in range(400):
+            strength = rng.uniform(0, 1)
+            # same language: right when the match is strong; cross-lingual: wrong one time in six at any strength
+            right = rng.random() < 0.85 if other else strength > 0.3
+            signals = np.array([strength, strength / 2, strength, 0.1, 1.0, 0.3, 0.1, other, -1.0])
+            examples.append((signals, bool(right), True))
+    for _ in range(200):
+        examples.append((np.array([rng.uniform(0, 0.6), 0.05, 0.3, 0.0, 0.0, 0.0, -0.1, float(rng.random() < 0.5), -1.0]),
+                         False, False))
+    fitted = calibration.fit(examples, items_with_phrasings=50, max_wrong=0.03, max_wrong_other_language=0.03)
+    assert fitted.threshold_other_language is not None and fitted.threshold_other_language != fitted.threshold
+    confidence = np.array([fitted.confidence(s) for s, _, _ in examples])
+    right, in_scope = np.array([r for _, r, _ in examples]), np.array([i for _, _, i in examples])
+    one, _ = calibration.choose_threshold(confidence, right, in_scope, 0.03)
+    other = np.array([s[calibration.OTHER_LANGUAGE] == 1.0 for s, _, _ in examples]) & in_scope
+    assert ((confidence >= one) & other & ~right).sum() / other.sum() > 0.03  # one threshold: over budget there
+    for other, threshold in ((0.0, fitted.threshold), (1.0, fitted.threshold_other_language)):
+        subset = [(s, r) for s, r, in_scope in examples if in_scope and s[calibration.OTHER_LANGUAGE] == other]
+        answered = [r for s, r in subset if fitted.confidence(s) >= fitted.threshold_for(s)]
+        assert fitted.threshold_for(subset[0][0]) == threshold
+        assert sum(not r for r in answered) / len(subset) <= 0.03 + 1e-9
+    # stored and read back, it judges the same way; a calibration stored before it existed uses one threshold
+    again = calibration.from_json(fitted.as_json(), fitted_at=1)
+    assert again.threshold_other_language == fitted.threshold_other_language
+    older = {**fitted.as_json(), "threshold_other_language": None}
+    assert calibration.from_json(older, fitted_at=1).threshold_for(examples[400][0]) == fitted.threshold
+    # too few cross-lingual examples to choose from: one threshold
+    few = [e for e in examples if e[0][calibration.OTHER_LANGUAGE] == 0.0] + [e for e in examples if e[0][calibration.OTHER_LANGUAGE] == 1.0][:10]
+    assert calibration.fit(few, items_with_phrasings=50).threshold_other_language is None
+
 def test_out_of_scope_examples_are_a_class_that_takes_probability_from_every_item():
     from tutti.converse.knowledge.index import Rows, _train
 
@@ -205,7 +243,7 @@ def test_cross_lingual_examples_ask_bilingual_items_in_the_language_taken_away()
                                        no_negatives, classify=True)
     # every phrasing of the seven bilingual items, once, each a cross-lingual match of an in-scope question
     assert len(examples) == 7 * 8
-    assert all(s[-1] == 1.0 and in_scope for s, _, in_scope in examples)
+    assert all(s[calibration.OTHER_LANGUAGE] == 1.0 and in_scope for s, _, in_scope in examples)
     assert np.mean([right for _, right, _ in examples]) > 0.8
     # a monolingual knowledge base has none
     zh = np.array([not r[2] for r in rows])

@@ -16,9 +16,13 @@ its own:
 - A logistic regression of "the top item is right" on a few signals of the decision (the classifier's
   probability and lead, the best cosine and its lead, whether kNN agrees, the lexical score, and how much
   closer the question is to the item than to the nearest out-of-scope example, and whether the item is
-  written in the question's language), then the
+  written in the question's language, and how close the best item of the other language comes), then the
   threshold that answers the most in-scope examples rightly and hands off the most out-of-scope ones,
   while answering at most MAX_WRONG of the in-scope examples wrongly.
+- Two operating points: one threshold for matches written in the question's language, chosen on those
+  examples, and a stricter one for cross-lingual matches, chosen on those (budget
+  MAX_WRONG_OTHER_LANGUAGE). One threshold for both let the many same-language examples set it, and a
+  cross-lingual answer was wrong several times as often as a same-language one at the same confidence.
 
 A knowledge base too small to learn from (fewer than MIN_ITEMS items with two or more phrasings) has no
 classifier (index._train) and uses DEFAULT: fitted the same way on the demo brand's knowledge base with
@@ -36,16 +40,20 @@ from pathlib import Path
 import numpy as np
 
 SIGNALS = ("probability", "probability_lead", "cosine", "cosine_lead", "knn_agrees", "lexical", "negative_lead",
-           "other_language")
+           "other_language", "language_rival")
 FOLDS = 4
 MIN_ITEMS = 12
-# The share of left-out phrasings (and cross-lingual examples) the threshold may answer with the wrong
-# item: the budget that answers the most of the demo brand's validation questions
-# (evals/data/knowledge_validation.jsonl, 443 in scope) rightly while answering at most 1% of them wrongly,
-# half of the 2% allowed, and of those the one handing off the most out-of-scope questions (with 30-44
-# phrasings per item: 3.5% → 86.7% right, 0.9% wrong, 85.2% handed off; 4% → 1.4% wrong;
-# `python evals/knowledge.py --tune` prints each budget) — the test set was not used to choose it.
+# The share of left-out phrasings the same-language threshold may answer with the wrong item, and the
+# share of cross-lingual examples the cross-lingual threshold may: the pair that answers the most of the
+# demo brand's validation questions (evals/data/knowledge_validation.jsonl, 443 in scope) rightly while
+# answering at most 1% of them wrongly, half of the 2% allowed, and of those the pair handing off the most
+# out-of-scope questions (4% and 1% → 86.0% right, 0.9% wrong, 85.2% handed off; 4% and 2% → 1.1% wrong;
+# `python evals/knowledge.py --tune` prints each pair) — the test set was not used to choose them.
 MAX_WRONG = 0.035
+MAX_WRONG_OTHER_LANGUAGE = 0.08
+# Fewer cross-lingual in-scope examples than this: no threshold of their own, the same-language one judges them
+MIN_OTHER_LANGUAGE_EXAMPLES = 20
+OTHER_LANGUAGE = SIGNALS.index("other_language")
 NEGATIVES = Path(__file__).parent / "data" / "out_of_scope.txt"
 
 
@@ -56,14 +64,23 @@ class Calibration:
     threshold: float
     source: str  # "fitted" on this workspace's knowledge, or "default"
     stats: dict = field(default_factory=dict)
+    threshold_other_language: float | None = None  # for cross-lingual matches; None: `threshold`
 
     def confidence(self, signals: np.ndarray) -> float:
         z = float(np.dot(self.weights, signals)) + self.bias
         return 1 / (1 + math.exp(-max(min(z, 50.0), -50.0)))
 
+    def cross_lingual(self, signals: np.ndarray) -> bool:
+        """Whether a match with these signals is judged by the cross-lingual threshold."""
+        return self.threshold_other_language is not None and signals[OTHER_LANGUAGE] > 0.5
+
+    def threshold_for(self, signals: np.ndarray) -> float:
+        return self.threshold_other_language if self.cross_lingual(signals) else self.threshold
+
     def as_json(self) -> dict:
         return {"signals": list(SIGNALS), "weights": self.weights, "bias": self.bias,
-                "threshold": self.threshold, "stats": self.stats, "default": self.source == "default"}
+                "threshold": self.threshold, "threshold_other_language": self.threshold_other_language,
+                "stats": self.stats, "default": self.source == "default"}
 
 
 def from_json(data: dict | None, *, fitted_at: int | None) -> Calibration | None:
@@ -72,15 +89,17 @@ def from_json(data: dict | None, *, fitted_at: int | None) -> Calibration | None
         return None
     return Calibration(weights=list(data["weights"]), bias=float(data["bias"]),
                        threshold=float(data["threshold"]),
+                       threshold_other_language=(None if data.get("threshold_other_language") is None
+                                                 else float(data["threshold_other_language"])),
                        source="default" if data.get("default") else f"fitted at knowledge version {fitted_at}",
                        stats=dict(data.get("stats") or {}))
 
 
 # Fitted by fit() on the demo brand's knowledge base (171 items, 829 phrasings) and the shipped negatives,
-# without a classifier: `python evals/knowledge.py --tune` prints it. Its other_language weight is 0: it
-# was fitted before that signal, so it judges cross-lingual matches as it always did.
+# without a classifier: `python evals/knowledge.py --tune` prints it. Its other_language and language_rival
+# weights are 0: it was fitted before those signals, so it judges cross-lingual matches as it always did.
 DEFAULT = Calibration(
-    weights=[0.0, 0.0, 0.4848, 6.9766, -0.48, 1.1798, 1.6255, 0.0], bias=-1.4436, threshold=0.6544,
+    weights=[0.0, 0.0, 0.4848, 6.9766, -0.48, 1.1798, 1.6255, 0.0, 0.0], bias=-1.4436, threshold=0.6544,
     source="default"
 )
 
@@ -98,9 +117,21 @@ def signals(features: dict, scores: np.ndarray, best: int) -> np.ndarray:
             features["lexical"][best],
             cosine[best] - features.get("negative", -1.0),
             0.0 if features.get("same_language") is None else float(not features["same_language"][best]),
+            _language_rival(features.get("same_language"), cosine, best),
         ],
         dtype=np.float64,
     )
+
+
+def _language_rival(same_language: np.ndarray | None, cosine: np.ndarray, best: int) -> float:
+    """How close the best item of the other language group comes to the top item (cosine difference; -1:
+    no such item). Items not written in the question's language score lower on every signal, so a wrong
+    same-language item often beats the right item written in the other language by a little: a rival
+    close behind in the other group is a reason for doubt that no same-language runner-up shows."""
+    if same_language is None:
+        return -1.0
+    rivals = cosine[same_language != same_language[best]]
+    return float(rivals.max() - cosine[best]) if len(rivals) else -1.0
 
 
 def _runner_up(values: np.ndarray, best: int) -> float:
@@ -136,9 +167,11 @@ def folds_of(row_item: np.ndarray, is_phrasing: np.ndarray, folds: int = FOLDS) 
 
 
 def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int,
-        max_wrong: float | None = None) -> Calibration:
+        max_wrong: float | None = None, max_wrong_other_language: float | None = None) -> Calibration:
     """examples: (signals, top item is right, question is in scope). Too few items or examples to learn
-    from (fewer than MIN_ITEMS items with phrasings to leave out): DEFAULT."""
+    from (fewer than MIN_ITEMS items with phrasings to leave out): DEFAULT. One logistic regression over
+    all examples; a threshold for same-language matches and, with enough cross-lingual examples, one for
+    cross-lingual matches, each chosen on its own examples."""
     positives = sum(1 for _, _, in_scope in examples if in_scope)
     if items_with_phrasings < MIN_ITEMS or positives < 2 * MIN_ITEMS:
         return DEFAULT
@@ -148,14 +181,25 @@ def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int
     weights, bias = _logistic(x, right.astype(np.float64))
     z = np.clip(x @ weights + bias, -50, 50)
     confidence = 1 / (1 + np.exp(-z))
-    threshold, figures = choose_threshold(confidence, right, in_scope, max_wrong)
+    other = x[:, OTHER_LANGUAGE] > 0.5
+    if int((other & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
+        other[:] = False
+    threshold, figures = choose_threshold(confidence[~other], right[~other], in_scope[~other], max_wrong)
+    threshold_other, other_figures = None, {}
+    if other.any():
+        budget = MAX_WRONG_OTHER_LANGUAGE if max_wrong_other_language is None else max_wrong_other_language
+        threshold_other, found = choose_threshold(confidence[other], right[other], in_scope[other], budget)
+        threshold_other = round(threshold_other, 4)
+        other_figures = {"other_language_in_scope_examples": int((other & in_scope).sum()),
+                         **{f"other_language_{k}": v for k, v in found.items()}}
     return Calibration(
         weights=[round(float(w), 4) for w in weights],
         bias=round(float(bias), 4),
         threshold=round(threshold, 4),
+        threshold_other_language=threshold_other,
         source="fitted",
         stats={"in_scope_examples": int(in_scope.sum()), "out_of_scope_examples": int((~in_scope).sum()),
-               **figures},
+               **figures, **other_figures},
     )
 
 

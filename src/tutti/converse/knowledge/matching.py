@@ -65,7 +65,9 @@ def decide(index: Index, question: str, *, vector: np.ndarray | None = None) -> 
     scores = item_scores(features, has_model=index.model is not None)
     best = int(np.argmax(scores))
     fitted = index.calibration
-    confidence = fitted.confidence(calibration.signals(features, scores, best))
+    signals = calibration.signals(features, scores, best)
+    confidence = fitted.confidence(signals)
+    threshold = fitted.threshold_for(signals)
     order = np.argsort(-scores)[:3]
     candidates = [
         Candidate(
@@ -82,10 +84,11 @@ def decide(index: Index, question: str, *, vector: np.ndarray | None = None) -> 
     item = index.items[best]
     row = int(features["best_row"][best])
     passage = index.row_text[row] if item.kind == "article" and row >= 0 else None
-    in_scope = confidence >= fitted.threshold
+    in_scope = confidence >= threshold
+    kind = "cross-lingual " if fitted.cross_lingual(signals) else ""
     reason = (
         f"best match '{item.external_id}' with confidence {confidence:.2f} "
-        f"{'≥' if in_scope else '<'} threshold {fitted.threshold:.2f} ({fitted.source} calibration)"
+        f"{'≥' if in_scope else '<'} {kind}threshold {threshold:.2f} ({fitted.source} calibration)"
     )
     return Match(
         item_id=item.id,
