@@ -141,6 +141,7 @@ def main() -> None:
         classifier=index.model is not None,
         test_questions=len(test),
         calibration={"source": index.calibration.source, "threshold": index.calibration.threshold,
+                     "threshold_other_language": index.calibration.threshold_other_language,
                      **index.calibration.stats},
     )
     if args.tune:

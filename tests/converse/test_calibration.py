@@ -174,6 +174,31 @@ def test_the_knowledge_job_fits_and_stores_the_calibration_and_indexes_pick_it_u
         assert at == service.version(db, workspace_id=workspace_id) == fitted_version(fitted) + 1
 
 
+def test_a_calibration_fitted_on_other_signals_is_refitted_by_the_tick(database, workspace_id):
+    """After an upgrade that changes the signals, the stored calibration cannot be read (DEFAULT decides):
+    the tick queues the knowledge job, which refits it although the knowledge has not changed."""
+    from sqlalchemy import update
+
+    from tutti.converse.knowledge.jobs import refit_outdated_calibrations
+    from tutti.converse.knowledge.models import KnowledgeVersion
+
+    import_shop(database, workspace_id)
+    assert embed_and_calibrate(database, workspace_id=workspace_id)["threshold"] is not None
+    with database.session() as db:
+        stored, at = service.stored_calibration(db, workspace_id=workspace_id)
+        older = {**stored, "signals": list(calibration.SIGNALS[:-1]), "weights": stored["weights"][:-1]}
+        db.execute(update(KnowledgeVersion).where(KnowledgeVersion.workspace_id == workspace_id).values(calibration=older))
+    index.forget()
+    with database.session() as db:
+        assert index.get_index(db, workspace_id=workspace_id).calibration.source == "default"
+    refit_outdated_calibrations()  # the queue runs jobs inline in tests
+    with database.session() as db:
+        stored, again = service.stored_calibration(db, workspace_id=workspace_id)
+        assert stored["signals"] == list(calibration.SIGNALS) and again == at
+        assert index.get_index(db, workspace_id=workspace_id).calibration.source == f"fitted at knowledge version {at}"
+    assert embed_and_calibrate(database, workspace_id=workspace_id)["threshold"] is None  # current now: nothing to fit
+
+
 def fitted_version(fitted: calibration.Calibration) -> int:
     return int(fitted.source.rsplit(" ", 1)[1])
 

@@ -83,6 +83,9 @@ class Index:
     model: classifier.SoftmaxClassifier | None
     model_items: np.ndarray  # item position of each classifier class
     calibration: calibration.Calibration = field(default_factory=lambda: calibration.DEFAULT)
+    # the stored calibration was fitted on other signals (before an upgrade): DEFAULT serves until the
+    # knowledge job refits it at the same knowledge version, which the version key does not show
+    calibration_outdated: bool = False
     negatives: Rows | None = None  # out-of-scope examples (shipped and the workspace's), centred
     # (items, 2): whether the item has a row without / with Han characters, i.e. in English / in Chinese
     item_language: np.ndarray = field(default_factory=lambda: np.ones((0, 2), dtype=bool))
@@ -162,15 +165,16 @@ def get_index(db: Session, *, workspace_id: int) -> Index:
     # keyed by database too: tests and evaluations open several databases whose workspace ids coincide
     key = (str(db.get_bind().engine.url), workspace_id)
     cached = _cache.get(key)
-    if cached is not None and cached.version == current:
+    if cached is not None and cached.version == current and not cached.calibration_outdated:
         return cached
     with _lock:
         cached = _cache.get(key)
-        if cached is not None and cached.version == current:
+        if cached is not None and cached.version == current and not cached.calibration_outdated:
             return cached
         if cached is not None and cached.version[:2] == current[:2]:
             # the same knowledge with a newly fitted calibration: no need to train the classifier again
-            index = replace(cached, version=current, calibration=_stored(db, workspace_id))
+            fitted, outdated = _stored(db, workspace_id)
+            index = replace(cached, version=current, calibration=fitted, calibration_outdated=outdated)
         else:
             index = build(db, workspace_id=workspace_id, at_version=current)
         _cache[key] = index
@@ -196,14 +200,17 @@ def build(db: Session, *, workspace_id: int, at_version: tuple) -> Index:
     negatives = Rows(centre(negative_vectors, negative_texts, centres), np.full(len(negative_texts), -1),
                      negative_texts, np.ones(len(negative_texts), dtype=bool))
     index = assemble(workspace_id, at_version, items, rows, centres, negatives=negatives)
-    index.calibration = _stored(db, workspace_id)
+    index.calibration, index.calibration_outdated = _stored(db, workspace_id)
     index.built_seconds = time.perf_counter() - started
     return index
 
 
-def _stored(db: Session, workspace_id: int) -> calibration.Calibration:
+def _stored(db: Session, workspace_id: int) -> tuple[calibration.Calibration, bool]:
+    """The stored calibration (DEFAULT when there is none), and whether one is stored that was fitted on
+    other signals."""
     stored, fitted_at = stored_calibration(db, workspace_id=workspace_id)
-    return calibration.from_json(stored, fitted_at=fitted_at) or calibration.DEFAULT
+    fitted = calibration.from_json(stored, fitted_at=fitted_at)
+    return fitted or calibration.DEFAULT, stored is not None and fitted is None
 
 
 def calibrate(db: Session, *, workspace_id: int) -> calibration.Calibration:
