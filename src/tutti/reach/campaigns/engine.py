@@ -41,6 +41,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from tutti.channels.base import Outcome, Outgoing
+from tutti.platform.collector import fewer_collections
 from tutti.platform.config import get_settings
 from tutti.platform.db import Database, get_database, utcnow
 from tutti.platform.models import Workspace
@@ -496,7 +497,8 @@ def run(campaign_id: int, *, database: Database | None = None) -> str:
     with campaign_lock(database, campaign_id) as held:
         if not held:
             return "busy"
-        return _run(database, campaign_id)
+        with fewer_collections():
+            return _run(database, campaign_id)
 
 
 def _run(database: Database, campaign_id: int) -> str:
