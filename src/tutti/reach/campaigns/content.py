@@ -54,11 +54,16 @@ def profile_values(db: Session, *, workspace_id: int, contact_ids: list[int],
     if not set(fields) - {"contact_id"}:  # nothing to read: the id is all there is
         return fields, {contact_id: (contact_id,) * len(fields) for contact_id in contact_ids}
     columns = [Contact.id if field == "contact_id" else getattr(Contact, field) for field in fields]
-    # through the connection: the ORM session would build each row through its loader (~2 µs a row more)
-    rows = db.connection().execute(select(Contact.id, *columns).where(
+    # the driver's own tuples, through the connection: the ORM session would build each row through its
+    # loader, and even Core's row objects cost more than the dict built from them
+    result = db.connection().execute(select(Contact.id, *columns).where(
         Contact.workspace_id == workspace_id, in_ids(Contact.id, contact_ids, db.get_bind().dialect.name),
         Contact.erased_at.is_(None)))
-    return fields, {row[0]: tuple(row[1:]) for row in rows}
+    try:
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    return fields, {row[0]: row[1:] for row in rows}
 
 
 def profile_context(contact_id: int, fields: tuple[str, ...], values: tuple | None) -> dict:

@@ -28,7 +28,9 @@ def not_in_ids(column, ids: list[int], dialect: str):
 
 
 def _array(ids: list[int]):
-    literal = "{" + ",".join(map(str, map(int, ids))) + "}"
+    # the ids are the database's own integers; a stray value would fail the bigint cast (it is a bound
+    # parameter, never SQL text)
+    literal = "{" + ",".join(map(str, ids)) + "}"
     return cast(bindparam(None, literal, type_=String), ARRAY(BigInteger))
 
 
