@@ -4,6 +4,7 @@ cap, the channel fallback order, and the hold-out and variant split (determinist
 from __future__ import annotations
 
 from datetime import timedelta
+from itertools import pairwise
 
 from sqlalchemy import select, update
 
@@ -109,3 +110,35 @@ def test_frequency_cap_and_exclusions(database, workspace_id):
         assert got == set(ids[2:])
     transactional = make_campaign(database, workspace_id, ids, frequency_cap={"max": 2, "days": 7}, kind="transactional")
     assert _take(database, workspace_id, transactional).recipients_count == 6  # transactional messages are not capped
+
+
+def test_deliveries_are_numbered_so_that_alike_payloads_are_consecutive(database, workspace_id):
+    """A message made of few-valued profile fields (city): each variant's recipients of one city get
+    consecutive delivery ids, so a multicast's members are one id range. A message with a name (every
+    payload differs) keeps the contacts' order."""
+    from tutti.audience.models import Contact
+
+    connect_line(database, workspace_id, base_url="http://127.0.0.1:9")
+    ids = add_contacts(database, workspace_id, 24)
+    cities = ["台北市", "高雄市", None, "台中市"]
+    with database.session() as db:
+        for n, contact_id in enumerate(ids):
+            db.execute(update(Contact).where(Contact.id == contact_id).values(city=cities[n % 4]))
+    by_city = {"line": {"messages": [{"type": "text", "text": "{{ city | default('台灣') }} 限定"}]}}
+    by_name = {"line": {"messages": [{"type": "text", "text": "{{ name }} 您好"}]}}
+    grouped = make_campaign(database, workspace_id, ids, variants=[
+        {"name": "A", "split_percent": 50, "content": by_city}, {"name": "B", "split_percent": 50, "content": by_city}])
+    named = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": by_name}])
+    _take(database, workspace_id, grouped)
+    _take(database, workspace_id, named)
+    with database.read_session() as db:
+        city = dict(db.execute(select(Contact.id, Contact.city).where(Contact.id.in_(ids))).all())
+        rows = db.execute(select(Delivery.variant_id, Delivery.contact_id).where(Delivery.campaign_id == grouped)
+                          .order_by(Delivery.id)).all()
+        runs = [(variant, city[contact]) for variant, contact in rows]
+        assert len(rows) == 24
+        # each (variant, city) is one run of consecutive ids: as many runs as distinct pairs
+        changes = sum(1 for a, b in pairwise(runs) if a != b)
+        assert changes + 1 == len(set(runs)) and len(set(runs)) >= 6
+        in_order = list(db.scalars(select(Delivery.contact_id).where(Delivery.campaign_id == named).order_by(Delivery.id)))
+        assert in_order == sorted(ids)
