@@ -2,7 +2,8 @@
 
 JSON per line, required fields, unique ids, 4-50 distinct phrasings per item, every expected id exists,
 no test or validation question equals (after normalising NFKC, case, spaces and punctuation) or nearly
-equals (difflib ratio >= 0.9) a stored phrasing, the test and validation sets are disjoint, no out-of-scope
+equals (difflib ratio >= 0.9) a stored phrasing, the two test sets and the validation set are disjoint
+(none nearly copies another's question), no out-of-scope
 example (shipped: src/tutti/converse/knowledge/data/out_of_scope.txt; the demo brand's own:
 out_of_scope_demo.jsonl) copies a test or validation question or a stored phrasing, and counts
 per kind and language. Exits 1 on
@@ -24,6 +25,7 @@ NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope.txt"
 BRAND_NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 SETS = {
     "test": ROOT / "evals/data/knowledge_questions.jsonl",
+    "test_2": ROOT / "evals/data/knowledge_questions_2.jsonl",
     "validation": ROOT / "evals/data/knowledge_validation.jsonl",
 }
 LANGUAGES = {"zh-TW", "en", "both"}
@@ -160,12 +162,13 @@ def main() -> int:
                 problems.append(f"{where}: {negative!r} (nearly) copies a {name} question")
         if norm(negative) in stored or _near_copy(norm(negative), stored):
             problems.append(f"{where}: {negative!r} (nearly) copies a stored phrasing")
-    if "test" in sets and "validation" in sets:
-        overlap = {norm(r["question"]) for r in sets["test"]} & {
-            norm(r["question"]) for r in sets["validation"]
-        }
-        for q in sorted(overlap):
-            problems.append(f"in both test and validation: {q!r}")
+    names = sorted(sets)
+    for i, first in enumerate(names):  # the sets are disjoint, and none nearly copies another's question
+        for second in names[i + 1:]:
+            for row in sets[first]:
+                q = norm(row["question"])
+                if q in held_out[second] or _near_copy(q, held_out[second]):
+                    problems.append(f"{first} question (nearly) in {second}: {row['question']!r}")
     print(
         json.dumps(
             {

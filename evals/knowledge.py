@@ -1,7 +1,8 @@
 """Evaluation: the demo brand's knowledge base, asked test questions written differently from its phrasings.
 
     python evals/knowledge.py            # report on evals/data/knowledge_questions.jsonl
-    python evals/knowledge.py --tune     # the k-fold wrong-answer budget, chosen on the validation set
+    python evals/knowledge.py --test evals/data/knowledge_questions_2.jsonl   # the second test set
+    python evals/knowledge.py --tune     # the k-fold wrong-answer budgets, chosen on the validation set
 
 The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl, the brand's own out-of-scope examples in
 out_of_scope_demo.jsonl, and articles/*.md) goes into a fresh
@@ -32,6 +33,7 @@ FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 BRAND_OUT_OF_SCOPE = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 ARTICLES = ROOT / "src/tutti/converse/knowledge/data/articles"
 TEST = ROOT / "evals/data/knowledge_questions.jsonl"
+TEST_2 = ROOT / "evals/data/knowledge_questions_2.jsonl"
 VALIDATION = ROOT / "evals/data/knowledge_validation.jsonl"
 
 
@@ -127,10 +129,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="choose the k-fold budget on the validation set")
     parser.add_argument("--faq", type=Path, default=FAQ)
+    parser.add_argument("--test", type=Path, default=TEST,
+                        help=f"the test set (default {TEST.name}; the second, written on 6 Dec 2026: {TEST_2.name})")
     parser.add_argument("--out-of-scope", type=Path, default=BRAND_OUT_OF_SCOPE,
                         help="the brand's own out-of-scope examples (JSONL, an item of kind out_of_scope)")
     args = parser.parse_args()
-    test = read(TEST)
+    test = read(args.test)
     workspace = Workspace("knowledge-eval")
     load_kb(workspace, args.faq.read_text(encoding="utf-8"), args.out_of_scope.read_text(encoding="utf-8"))
     index = workspace.index()
