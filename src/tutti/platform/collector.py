@@ -2,9 +2,9 @@
 
 A broadcast's sender allocates several short-lived tuples per recipient (the driver's rows, grouping keys),
 hundreds of thousands a second. CPython runs a young collection every 700 allocations, and because the
-rows of a claim live until it is sent, they are promoted and soon trigger full collections: on a
-300,000-recipient send, five to fifteen of them took 50–280 ms each with every thread stopped (the GIL is
-held throughout), about a seventh of the send. Nothing the sender builds is cyclic: reference counting
+rows of a claim live until it is sent, they are promoted and soon trigger full collections: in a 7.5 s,
+300,000-recipient send, five of them took 185–280 ms each with every thread stopped (the GIL is held
+throughout), about a seventh of the send. Nothing the sender builds is cyclic: reference counting
 frees all of it. So while any such job runs, young collections wait for 100,000 allocations and full ones
 for many of those; the process's own thresholds come back when the last job ends.
 """
