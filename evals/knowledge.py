@@ -89,17 +89,12 @@ def tune_budget(workspace: Workspace, index) -> None:
             rank = (part["in_scope_correct"], part["oos_handed_off"])
             if part["in_scope_wrong"] <= 0.01 and (best is None or rank > best[0]):
                 best = (rank, same, other, fitted)
-    single = calibration.MIN_OTHER_LANGUAGE_EXAMPLES
-    calibration.MIN_OTHER_LANGUAGE_EXAMPLES = 10**9  # for comparison: one threshold for both kinds of match
-    try:
-        for same in BUDGETS:
-            fitted = calibration.fit(examples, items, max_wrong=same)
-            part = score([_held_against(r, fitted, c) for r, c in zip(results, cross, strict=True)], expected)
-            emit(figure="budget_one_threshold", max_wrong_kfold=same, threshold=fitted.threshold,
-                 validation_right=part["in_scope_correct"], validation_wrong=part["in_scope_wrong"],
-                 validation_out_of_scope_handed_off=part["oos_handed_off"])
-    finally:
-        calibration.MIN_OTHER_LANGUAGE_EXAMPLES = single
+    for same in BUDGETS:  # for comparison: one threshold for both kinds of match
+        fitted = calibration.fit(examples, items, max_wrong=same, one_threshold=True)
+        part = score([_held_against(r, fitted, c) for r, c in zip(results, cross, strict=True)], expected)
+        emit(figure="budget_one_threshold", max_wrong_kfold=same, threshold=fitted.threshold,
+             validation_right=part["in_scope_correct"], validation_wrong=part["in_scope_wrong"],
+             validation_out_of_scope_handed_off=part["oos_handed_off"])
     if best is not None:
         _, same, other, fitted = best
         index.calibration = fitted  # the index `ask` uses
@@ -118,10 +113,7 @@ def _held_against(result: dict, fitted, cross_lingual: bool) -> dict:
     knowledge = result["action"] == "answer" or result["handoff_reason"] == "low_confidence"
     if not knowledge or result["knowledge_id"] is None or result["confidence"] is None:
         return result
-    threshold = fitted.threshold
-    if cross_lingual and fitted.threshold_other_language is not None:
-        threshold = fitted.threshold_other_language
-    answered = result["confidence"] >= threshold
+    answered = result["confidence"] >= fitted.threshold_of(cross_lingual=cross_lingual)
     return {**result, "action": "answer" if answered else "handoff", "handoff_reason": None if answered else "low_confidence"}
 
 

@@ -20,7 +20,7 @@ its own:
   threshold that answers the most in-scope examples rightly and hands off the most out-of-scope ones,
   while answering at most MAX_WRONG of the in-scope examples wrongly.
 - Two operating points: one threshold for matches written in the question's language, chosen on those
-  examples, and a stricter one for cross-lingual matches, chosen on those (budget
+  examples, and one of its own for cross-lingual matches, chosen on those (budget
   MAX_WRONG_OTHER_LANGUAGE). One threshold for both let the many same-language examples set it, and a
   cross-lingual answer was wrong several times as often as a same-language one at the same confidence.
 
@@ -75,7 +75,13 @@ class Calibration:
         return self.threshold_other_language is not None and signals[OTHER_LANGUAGE] > 0.5
 
     def threshold_for(self, signals: np.ndarray) -> float:
-        return self.threshold_other_language if self.cross_lingual(signals) else self.threshold
+        return self.threshold_of(cross_lingual=signals[OTHER_LANGUAGE] > 0.5)
+
+    def threshold_of(self, *, cross_lingual: bool) -> float:
+        """The threshold of a match that is (or is not) cross-lingual."""
+        if cross_lingual and self.threshold_other_language is not None:
+            return self.threshold_other_language
+        return self.threshold
 
     def as_json(self) -> dict:
         return {"signals": list(SIGNALS), "weights": self.weights, "bias": self.bias,
@@ -167,11 +173,13 @@ def folds_of(row_item: np.ndarray, is_phrasing: np.ndarray, folds: int = FOLDS) 
 
 
 def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int,
-        max_wrong: float | None = None, max_wrong_other_language: float | None = None) -> Calibration:
+        max_wrong: float | None = None, max_wrong_other_language: float | None = None,
+        one_threshold: bool = False) -> Calibration:
     """examples: (signals, top item is right, question is in scope). Too few items or examples to learn
     from (fewer than MIN_ITEMS items with phrasings to leave out): DEFAULT. One logistic regression over
     all examples; a threshold for same-language matches and, with enough cross-lingual examples, one for
-    cross-lingual matches, each chosen on its own examples."""
+    cross-lingual matches, each chosen on its own examples (`one_threshold`: one for all, as before the
+    split — evals/knowledge.py --tune prints it for comparison)."""
     positives = sum(1 for _, _, in_scope in examples if in_scope)
     if items_with_phrasings < MIN_ITEMS or positives < 2 * MIN_ITEMS:
         return DEFAULT
@@ -182,7 +190,7 @@ def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int
     z = np.clip(x @ weights + bias, -50, 50)
     confidence = 1 / (1 + np.exp(-z))
     other = x[:, OTHER_LANGUAGE] > 0.5
-    if int((other & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
+    if one_threshold or int((other & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
         other[:] = False
     threshold, figures = choose_threshold(confidence[~other], right[~other], in_scope[~other], max_wrong)
     threshold_other, other_figures = None, {}
