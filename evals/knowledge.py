@@ -126,6 +126,9 @@ def main() -> None:
     parser.add_argument("--out-of-scope", type=Path, default=BRAND_OUT_OF_SCOPE,
                         help="the brand's own out-of-scope examples (JSONL, an item of kind out_of_scope)")
     args = parser.parse_args()
+    for given in (args.test, args.faq, args.out_of_scope):
+        if not given.is_file():
+            parser.error(f"no such file: {given}")
     test = read(args.test)
     workspace = Workspace("knowledge-eval")
     load_kb(workspace, args.faq.read_text(encoding="utf-8"), args.out_of_scope.read_text(encoding="utf-8"))

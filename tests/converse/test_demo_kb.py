@@ -29,6 +29,16 @@ def test_the_kb_data_checker_finds_no_problem(capsys):
     assert "PROBLEM" not in capsys.readouterr().out
 
 
+def test_the_knowledge_eval_names_a_missing_file_and_runs_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "questions.jsonl"
+    run = subprocess.run([sys.executable, str(ROOT / "evals/knowledge.py"), "--test", str(missing)],
+                         check=False, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and f"no such file: {missing}" in run.stderr and not run.stdout
+
+
 def test_the_demo_build_loads_the_kb_teams_and_conversations(database):
     items = [json.loads(line) for line in FAQ.read_text(encoding="utf-8").splitlines() if line.strip()]
     info = demo.build(database, contacts=300, seed=7, today=date(2025, 12, 31))
