@@ -142,3 +142,32 @@ def test_deliveries_are_numbered_so_that_alike_payloads_are_consecutive(database
         assert changes + 1 == len(set(runs)) and len(set(runs)) >= 6
         in_order = list(db.scalars(select(Delivery.contact_id).where(Delivery.campaign_id == named).order_by(Delivery.id)))
         assert in_order == sorted(ids)
+
+
+def test_the_snapshot_stores_the_profile_values_the_message_is_made_of(database, workspace_id):
+    """A message of few-valued profile fields (city): each delivery carries the values it is rendered from,
+    as the snapshot read them; an A/B pair of such messages too. A message with a name stores none."""
+    import orjson
+
+    from tutti.audience.models import Contact
+
+    connect_line(database, workspace_id, base_url="http://127.0.0.1:9")
+    ids = add_contacts(database, workspace_id, 8)
+    cities = ["台北市", None, "台中市", ""]
+    with database.session() as db:
+        for n, contact_id in enumerate(ids):
+            db.execute(update(Contact).where(Contact.id == contact_id).values(city=cities[n % 4], gender="f" if n % 2 else None))
+    by_city = {"line": {"messages": [{"type": "text", "text": "{{ city | default('台灣') }} 限定"}]}}
+    by_gender = {"line": {"messages": [{"type": "text", "text": "{{ gender | default('?') }} {{ city | default('台灣') }}"}]}}
+    grouped = make_campaign(database, workspace_id, ids, variants=[
+        {"name": "A", "split_percent": 50, "content": by_city}, {"name": "B", "split_percent": 50, "content": by_gender}])
+    named = make_campaign(database, workspace_id, ids, variants=[
+        {"name": "A", "split_percent": 100, "content": {"line": {"messages": [{"type": "text", "text": "{{ name }}"}]}}}])
+    _take(database, workspace_id, grouped)
+    _take(database, workspace_id, named)
+    with database.read_session() as db:
+        stored = dict(db.execute(select(Delivery.contact_id, Delivery.profile_values).where(Delivery.campaign_id == grouped)).all())
+        assert sorted(stored) == sorted(ids)
+        for n, contact_id in enumerate(ids):
+            assert orjson.loads(stored[contact_id]) == {"city": cities[n % 4], "gender": "f" if n % 2 else None}
+        assert set(db.scalars(select(Delivery.profile_values).where(Delivery.campaign_id == named))) == {None}

@@ -144,8 +144,6 @@ def test_a_crash_before_the_provider_was_called_sends_on_restart(database, works
 def test_a_sender_that_dies_with_a_group_still_filling_loses_and_duplicates_nothing(database, workspace_id, line_emulator):
     """A multicast group that waits for the next round's rows is in no request yet. Killed then, the next
     sender sends the request the dead one wrote as the same request and reads the waiting rows again."""
-    from tutti.audience.models import Contact
-
     connect_line(database, workspace_id, line_emulator)
     ids = add_contacts(database, workspace_id, 12)
     campaign_id = make_campaign(database, workspace_id, ids, variants=[
@@ -153,9 +151,9 @@ def test_a_sender_that_dies_with_a_group_still_filling_loses_and_duplicates_noth
     _start(database, workspace_id, campaign_id)
     with database.session() as db:
         service.take_audience(db, campaign=db.get(Campaign, campaign_id))
-        in_order = list(db.scalars(select(Delivery.contact_id).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)))
-        for contact_id in in_order[7:]:
-            db.get(Contact, contact_id).city = "台南"
+        in_order = list(db.scalars(select(Delivery).where(Delivery.campaign_id == campaign_id).order_by(Delivery.id)))
+        for delivery in in_order[7:]:  # as if the snapshot had read them so: the values the sender renders from
+            delivery.profile_values = '{"city": "台南"}'
     # rounds of 5: round 1 holds five 台灣 rows back; round 2 sends seven 台灣 and holds three 台南 back
     sender = engine.Sender(database, campaign_id, workspace_id)
     requests = engine.claim(sender, limit=5)
@@ -282,3 +280,34 @@ def test_scheduled_campaigns_start_on_the_tick(database, workspace_id, line_emul
     start_and_resume_campaigns()
     assert _campaign(database, campaign_id).status == "sent"
     assert all(len(t) == 1 for t in _received(database, line_emulator, ids).values())
+
+
+def test_a_broadcast_by_city_renders_the_values_of_its_snapshot(database, workspace_id, line_emulator):
+    """Personalised by city, rendered from the values the snapshot stored (one multicast per city, no
+    contact read at send time): a move after the snapshot does not change the message; an erasure does
+    (the erased contact's values leave its queued delivery, which falls back to the template's default)."""
+    from sqlalchemy import update
+
+    from tutti.audience import privacy
+    from tutti.audience.models import Contact
+
+    connect_line(database, workspace_id, line_emulator)
+    ids = add_contacts(database, workspace_id, 9)
+    with database.session() as db:
+        for n, contact_id in enumerate(ids):
+            db.execute(update(Contact).where(Contact.id == contact_id).values(city=["台北市", "高雄市", None][n % 3]))
+    by_city = {"messages": [{"type": "text", "text": "{{ city | default('台灣') }} 限定"}]}
+    campaign_id = make_campaign(database, workspace_id, ids, variants=[{"name": "A", "split_percent": 100, "content": {"line": by_city}}])
+    _start(database, workspace_id, campaign_id)
+    uids = {contact_id: line_uid(database, contact_id) for contact_id in ids}  # the erasure removes them
+    with database.session() as db:
+        service.take_audience(db, campaign=db.get(Campaign, campaign_id))
+        db.execute(update(Contact).where(Contact.id == ids[0]).values(city="台南市"))  # moves after the snapshot
+        privacy.erase_contact(db, workspace_id=workspace_id, contact_id=ids[1], actor=ACTOR)
+    assert engine.run(campaign_id, database=database) == "sent"
+    received = {c: [m["message"]["text"] for m in line_emulator.messages(uids[c])] for c in ids}
+    assert received[ids[0]] == ["台北市 限定"] and received[ids[3]] == ["台北市 限定"]
+    assert received[ids[1]] == ["台灣 限定"] and received[ids[4]] == ["高雄市 限定"]
+    assert received[ids[2]] == ["台灣 限定"] and received[ids[5]] == ["台灣 限定"]
+    requests = line_emulator.emulator.requests
+    assert {r["endpoint"] for r in requests} == {"multicast"}

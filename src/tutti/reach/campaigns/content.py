@@ -166,6 +166,29 @@ class Message:
             memo[(fields, v)] = self.renderer.render(profile_context(None, fields, v))
         return [memo[(fields, v)] for v in values]
 
+    def stored_payloads(self, stored: list[str | None]) -> list[dict] | None:
+        """The payload of each recipient from the profile values the audience snapshot stored with its
+        delivery (delivery.profile_values, a JSON object text): one render per distinct text, the rest is
+        lookups. None when the message has a tracked link, or a row has no stored values, or they lack a
+        variable of the message (then the contacts are read: profile_values)."""
+        if self.rewriter is not None:
+            return None
+        distinct = set(stored)
+        if None in distinct:
+            return None
+        memo = self.memo  # its other keys are bytes and tuples: never equal to a str
+        new = distinct.difference(memo)
+        if len(memo) + len(new) > MEMO_LIMIT:
+            memo.clear()
+            new = distinct
+        needed = set(self.variables)
+        for text in new:
+            values = orjson.loads(text)
+            if not needed <= values.keys():
+                return None
+            memo[text] = self.renderer.render(profile_context(None, tuple(values), tuple(values.values())))
+        return list(map(memo.__getitem__, stored))
+
     def _remember(self, memo_key, context: dict) -> dict:
         if len(self.memo) >= MEMO_LIMIT:
             self.memo.clear()

@@ -74,6 +74,7 @@ class Row(NamedTuple):
     address: str
     attempts: int
     batch_key: str | None
+    profile_values: str | None
 
 
 @dataclass
@@ -152,8 +153,11 @@ class Sender:
         routes = list(map(_MESSAGE, rows))
         messages = {key: self.message(db, *key) for key in set(routes)}
         variables = frozenset().union(*(m.variables for m in messages.values()))
+        stored = _stored_payloads(messages, routes, list(map(_PROFILE, rows)))
+        if stored is not None:  # the common case: the values the message is made of were stored at the snapshot
+            return stored
         contact_ids = list(map(_CONTACT, rows))
-        if variables <= contents.PROFILE_VARIABLES:  # the common case: rendered once per distinct profile values
+        if variables <= contents.PROFILE_VARIABLES:  # e.g. a name: rendered once per distinct profile values
             fields, values = contents.profile_values(db, workspace_id=self.workspace_id, contact_ids=contact_ids,
                                                      variables=variables)
             found = list(map(values.get, contact_ids))
@@ -241,6 +245,20 @@ class Sender:
         return list(self.pool.map(self.call, requests))
 
 
+def _stored_payloads(messages: dict, routes: list[tuple], stored: list[str | None]) -> list[dict] | None:
+    """Each row's payload from its stored profile values (Message.stored_payloads), per message; None when
+    a message cannot be rendered from them."""
+    if len(messages) == 1:
+        return next(iter(messages.values())).stored_payloads(stored)
+    payloads = {}
+    for route, message in messages.items():  # variants of an A/B test: a few messages, each over its own rows
+        payloads[route] = message.stored_payloads([text for r, text in zip(routes, stored, strict=True) if r == route])
+        if payloads[route] is None:
+            return None
+    taken = {route: iter(each) for route, each in payloads.items()}
+    return [next(taken[route]) for route in routes]
+
+
 # --- claiming -------------------------------------------------------------------------------------
 
 
@@ -257,11 +275,12 @@ def _rows(db: Session, query) -> list[Row]:
 
 _TABLE = Delivery.__table__
 _COLUMNS = (_TABLE.c.id, _TABLE.c.key, _TABLE.c.contact_id, _TABLE.c.variant_id, _TABLE.c.channel, _TABLE.c.channel_id,
-            _TABLE.c.address, _TABLE.c.attempts, _TABLE.c.batch_key)
+            _TABLE.c.address, _TABLE.c.attempts, _TABLE.c.batch_key, _TABLE.c.profile_values)
 # by position, for the loops over a claim's 20,000 rows (a row's named access costs several times more):
-# the id, the contact, (variant, kind) of its message, (channel id, variant, kind) of its route, its address
-_ID, _CONTACT, _MESSAGE, _ROUTE, _KEY, _ADDRESS = (itemgetter(0), itemgetter(2), itemgetter(3, 4), itemgetter(5, 3, 4),
-                                                   itemgetter(1), itemgetter(6))
+# the id, the contact, (variant, kind) of its message, (channel id, variant, kind) of its route, its key,
+# its address, the profile values stored at the snapshot
+_ID, _CONTACT, _MESSAGE, _ROUTE, _KEY, _ADDRESS, _PROFILE = (itemgetter(0), itemgetter(2), itemgetter(3, 4), itemgetter(5, 3, 4),
+                                                             itemgetter(1), itemgetter(6), itemgetter(9))
 
 
 def _regroup(rows: list[Row], payloads: list[dict]) -> list[Request]:
@@ -422,8 +441,7 @@ def record(sender: Sender, results: list[Result]) -> dict:
             statuses = {o.status for o in result.outcomes}
             if request.grouped and len(statuses) == 1 and "retry" not in statuses:
                 outcome = result.outcomes[0]
-                ids = list(map(_ID, request.rows))
-                db.execute(update(_TABLE).where(in_ids(_TABLE.c.id, ids, dialect), _TABLE.c.status == "queued")
+                db.execute(update(_TABLE).where(_members(request.rows, dialect), _TABLE.c.status == "queued")
                            .values(**_final(outcome, now), attempts=_TABLE.c.attempts + 1, batch_key=request.batch_key))
                 sent += len(request.rows) if outcome.status == "sent" else 0
                 failed += len(request.rows) if outcome.status == "failed" else 0
@@ -456,6 +474,17 @@ def record(sender: Sender, results: list[Result]) -> dict:
                    .values(sent_count=Campaign.sent_count + sent, failed_count=Campaign.failed_count + failed, heartbeat_at=now,
                            waiting=None))
     return {"sent": sent, "failed": failed}
+
+
+def _members(rows: list[Row], dialect: str):
+    """The condition that selects these delivery rows: one id range when they are one (the snapshot numbers
+    deliveries in the order their messages group, so a multicast's members usually are), which PostgreSQL
+    walks as one index range instead of looking up each id."""
+    ids = list(map(_ID, rows))
+    first, last = min(ids), max(ids)
+    if last - first + 1 == len(ids):  # ids are unique: as many as the range holds means exactly the range
+        return _TABLE.c.id.between(first, last)
+    return in_ids(_TABLE.c.id, ids, dialect)
 
 
 def _final(outcome: Outcome, now: datetime) -> dict:
