@@ -11,7 +11,9 @@ one INSERT … SELECT or one grouped SELECT.
 
 Deliveries are numbered in the order their messages group: by variant, channel and the profile fields the
 message is made of (a message personalised by city: each city's recipients get consecutive ids), so a
-multicast's members are one range of ids and its outcome write touches a few pages, not 500.
+multicast's members are one range of ids and its outcome write touches a few pages, not 500. Each
+delivery also keeps those fields' values as read here (`delivery.profile_values`), which the sender renders
+from: such a message is personalised as of this snapshot, like the choice of who receives it.
 """
 
 from __future__ import annotations
