@@ -24,8 +24,7 @@ FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope.txt"
 BRAND_NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 SETS = {
-    "test": ROOT / "evals/data/knowledge_questions.jsonl",
-    "test_2": ROOT / "evals/data/knowledge_questions_2.jsonl",
+    "test": ROOT / "evals/data/knowledge_questions_2.jsonl",
     "validation": ROOT / "evals/data/knowledge_validation.jsonl",
 }
 LANGUAGES = {"zh-TW", "en", "both"}

@@ -68,6 +68,23 @@ class Workspace:
                                   "seconds": round(time.perf_counter() - started, 1)}
         return summary
 
+    def set_calibration_questions(self, filename: str, data: str | bytes) -> dict:
+        """Replace the workspace's calibration questions (as `tutti kb calibrate`), embed, refit."""
+        from tutti.converse.knowledge import questions, service
+        from tutti.converse.knowledge.index import calibrate
+
+        started = time.perf_counter()
+        with self.db.session() as s:
+            summary = questions.replace(s, workspace_id=self.workspace_id, actor=self.actor, filename=filename,
+                                        data=data)
+        with self.db.session() as s:
+            summary["embedded"] = service.ensure_embeddings(s, workspace_id=self.workspace_id)
+        with self.db.session() as s:
+            fitted = calibrate(s, workspace_id=self.workspace_id)
+        summary["calibration"] = {"threshold": fitted.threshold, "threshold_other_language": fitted.threshold_other_language,
+                                  **fitted.stats, "seconds": round(time.perf_counter() - started, 1)}
+        return summary
+
     def index(self):
         from tutti.converse.knowledge.index import get_index
 

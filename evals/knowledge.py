@@ -1,8 +1,8 @@
 """Evaluation: the demo brand's knowledge base, asked test questions written differently from its phrasings.
 
-    python evals/knowledge.py            # report on evals/data/knowledge_questions.jsonl
-    python evals/knowledge.py --test evals/data/knowledge_questions_2.jsonl   # the second test set
-    python evals/knowledge.py --tune     # the k-fold wrong-answer budgets, chosen on the validation set
+    python evals/knowledge.py                   # report on the test set, evals/data/knowledge_questions_2.jsonl
+    python evals/knowledge.py --cross-validate  # the calibration questions' weight and wrong-answer cap
+    python evals/knowledge.py --tune            # the k-fold wrong-answer budgets (no calibration questions)
 
 The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl, the brand's own out-of-scope examples in
 out_of_scope_demo.jsonl, and articles/*.md) goes into a fresh
@@ -32,8 +32,7 @@ from kbeval import ROOT, Workspace, emit, features, note, score, thresholded, to
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 BRAND_OUT_OF_SCOPE = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 ARTICLES = ROOT / "src/tutti/converse/knowledge/data/articles"
-TEST = ROOT / "evals/data/knowledge_questions.jsonl"
-TEST_2 = ROOT / "evals/data/knowledge_questions_2.jsonl"
+TEST = ROOT / "evals/data/knowledge_questions_2.jsonl"
 VALIDATION = ROOT / "evals/data/knowledge_validation.jsonl"
 
 
@@ -108,6 +107,51 @@ def tune_budget(workspace: Workspace, index) -> None:
          kfold=fitted.stats)
 
 
+WEIGHTS = (5.0, 20.0, 50.0, 100.0)
+CAPS = (0.01, 0.015, 0.02)
+
+
+def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
+    """For each (question weight, wrong-answer cap): the validation questions split in `folds`, each part
+    held out in turn while the rest are the workspace's calibration questions; the held-out parts'
+    decisions pooled (right, wrong, out of scope handed off), averaged over `repeats` random splits.
+    calibration.QUESTION_WEIGHT and MAX_WRONG_QUESTIONS are the pair with the most right answers while
+    the pooled wrong answers stay at most 2% and out-of-scope hand-offs at least 90%, else the most right
+    answers plus hand-offs."""
+    import numpy as np
+
+    from tutti.ai import embeddings
+    from tutti.converse.knowledge import calibration
+    from tutti.converse.knowledge.index import _ask, calibration_examples
+
+    validation = read(VALIDATION)
+    position = {item.external_id: i for i, item in enumerate(index.items)}
+    vectors = embeddings.embed([v["question"] for v in validation], kind="query")
+    asked = _ask(index, [(v["question"], vector, position[v["expected"]] if v.get("expected") else -1)
+                         for v, vector in zip(validation, vectors, strict=True)])
+    examples, items = calibration_examples(index)
+    in_scope = np.array([a[2] for a in asked])
+    saved = calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS
+    try:
+        for weight in WEIGHTS:
+            for cap in CAPS:
+                calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = weight, cap
+                totals = np.zeros(3)
+                for repeat in range(repeats):
+                    fold = np.random.default_rng(repeat).integers(0, folds, len(asked))
+                    for k in range(folds):
+                        fitted = calibration.fit(examples, items, questions=[a for a, f in zip(asked, fold) if f != k])
+                        for (signals, right, scope), f in zip(asked, fold):
+                            if f == k and fitted.confidence(signals) >= fitted.threshold_for(signals):
+                                totals += (scope and right, scope and not right, not scope)
+                n_in, n_out = in_scope.sum() * repeats, (~in_scope).sum() * repeats
+                emit(figure="cross_validation", question_weight=weight, max_wrong_questions=cap,
+                     right=round(totals[0] / n_in, 4), wrong=round(totals[1] / n_in, 4),
+                     out_of_scope_handed_off=round(1 - totals[2] / n_out, 4))
+    finally:
+        calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = saved
+
+
 def _held_against(result: dict, fitted, cross_lingual: bool) -> dict:
     """A knowledge decision (answered, or handed off for low confidence) held against `fitted`'s thresholds."""
     knowledge = result["action"] == "answer" or result["handoff_reason"] == "low_confidence"
@@ -120,9 +164,11 @@ def _held_against(result: dict, fitted, cross_lingual: bool) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tune", action="store_true", help="choose the k-fold budget on the validation set")
+    parser.add_argument("--cross-validate", action="store_true",
+                        help="5-fold cross-validation of the calibration questions' weight and wrong-answer cap")
     parser.add_argument("--faq", type=Path, default=FAQ)
     parser.add_argument("--test", type=Path, default=TEST,
-                        help=f"the test set (default {TEST.name}; the second, written on 6 Dec 2026: {TEST_2.name})")
+                        help=f"the test set (default {TEST.name})")
     parser.add_argument("--out-of-scope", type=Path, default=BRAND_OUT_OF_SCOPE,
                         help="the brand's own out-of-scope examples (JSONL, an item of kind out_of_scope)")
     args = parser.parse_args()
@@ -143,9 +189,16 @@ def main() -> None:
                      "threshold_other_language": index.calibration.threshold_other_language,
                      **index.calibration.stats},
     )
-    if args.tune:
+    if args.tune:  # the k-fold path: a workspace without calibration questions
         tune_budget(workspace, index)
         return
+    if args.cross_validate:
+        cross_validate(index)
+        return
+    # the brand's calibration questions: the validation set (as `tutti kb calibrate`)
+    summary = workspace.set_calibration_questions(VALIDATION.name, VALIDATION.read_text(encoding="utf-8"))
+    emit(figure="calibration", **summary)
+    index = workspace.index()
 
     # the real path: every test question through `tutti kb ask` (decide, offline)
     questions = [t["question"] for t in test]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from tests.api_world import SEEDERS, Seed, foreign, listing, write
-from tutti.converse.knowledge import gaps, service
+from tutti.converse.knowledge import gaps, questions, service
 from tutti.platform.audit import Actor
 
 V1 = "/api/v1"
@@ -31,6 +31,8 @@ def _seed_knowledge(database, seed: Seed) -> None:
             confidence=0.1,
         )
         db.flush()
+        questions.replace(db, workspace_id=seed.workspace_id, actor=Actor.cli(), filename="q.jsonl",
+                          data=_questions_body(seed.marker)["content"])
         seed.parts["knowledge_item"] = item.id
         seed.parts["knowledge_gap"] = gap.id
 
@@ -65,6 +67,12 @@ def _import_body(marker: str) -> dict:
     return {"filename": "kb.jsonl", "content": line}
 
 
+def _questions_body(marker: str) -> dict:
+    lines = [{"question": f"{marker} what does shipping cost", "expected": f"{marker}-faq"},
+             {"question": f"{marker} do you sell cat food", "expected": None}]
+    return {"filename": "questions.jsonl", "content": "\n".join(json.dumps(line) for line in lines)}
+
+
 TENANCY = {
     ("GET", f"{K}/items"): listing(lambda m, t: f"{K}/items", lambda m, t: f"{K}/items?search=shipping"),
     ("POST", f"{K}/items"): write(
@@ -79,6 +87,8 @@ TENANCY = {
     ("GET", f"{K}/export"): listing(lambda m, t: f"{K}/export", lambda m, t: f"{K}/export?format=csv"),
     ("POST", f"{K}/ask"): write(lambda m, t: (f"{K}/ask", {"question": f"{m.marker} how much is shipping"})),
     ("GET", f"{K}/gaps"): listing(lambda m, t: f"{K}/gaps"),
+    ("GET", f"{K}/calibration-questions"): listing(lambda m, t: f"{K}/calibration-questions"),
+    ("PUT", f"{K}/calibration-questions"): write(lambda m, t: (f"{K}/calibration-questions", _questions_body(m.marker))),
     ("POST", f"{K}/gaps/faq"): foreign(
         lambda m, t: (f"{K}/gaps/faq", {"gap_ids": [t.parts["knowledge_gap"]], "answer": "stolen"})
     ),
@@ -112,6 +122,8 @@ ROLES = {
     ("GET", f"{K}/export"): ("knowledge.read", lambda s: f"{K}/export"),
     ("POST", f"{K}/ask"): ("knowledge.read", lambda s: (f"{K}/ask", {"question": "how much is shipping"})),
     ("GET", f"{K}/gaps"): ("knowledge.read", lambda s: f"{K}/gaps"),
+    ("GET", f"{K}/calibration-questions"): ("knowledge.read", lambda s: f"{K}/calibration-questions"),
+    ("PUT", f"{K}/calibration-questions"): ("knowledge.manage", lambda s: (f"{K}/calibration-questions", _questions_body(s.marker))),
     ("POST", f"{K}/gaps/faq"): (
         "knowledge.manage",
         lambda s: (f"{K}/gaps/faq", {"gap_ids": [_fresh_gap(s)], "answer": "We do."}),

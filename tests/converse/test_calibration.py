@@ -274,3 +274,96 @@ def test_cross_lingual_examples_ask_bilingual_items_in_the_language_taken_away()
     zh = np.array([not r[2] for r in rows])
     only_zh = Rows(v[zh], item[zh], [r[1] for r, k in zip(rows, zh) if k], np.ones(int(zh.sum()), bool))
     assert _cross_lingual_examples(built, only_zh, no_negatives, classify=True) == []
+
+
+def _synthetic(rng, n: int, shift: float) -> list:
+    """(signals, right, in scope): in-scope matches right when strong enough, out-of-scope ones weak; `shift`
+    lowers every in-scope strength (real questions score lower than left-out phrasings)."""
+    out = []
+    for k in range(n):
+        other = float(k % 5 == 0)
+        strength = rng.uniform(0, 1) - shift
+        right = strength > (0.4 if other else 0.2) - shift
+        out.append((np.array([strength, strength / 2, strength, 0.1, 1.0, 0.3, 0.1, other, -1.0]), bool(right), True))
+    for _ in range(n // 4):
+        out.append((np.array([rng.uniform(-0.2, 0.5), 0.05, 0.3, 0.0, 0.0, 0.0, -0.1, 0.0, -1.0]), False, False))
+    return out
+
+
+def test_calibration_questions_choose_the_thresholds_together_within_the_cap():
+    rng = np.random.default_rng(3)
+    examples, asked = _synthetic(rng, 800, 0.0), _synthetic(rng, 400, 0.15)
+    fitted = calibration.fit(examples, items_with_phrasings=50, questions=asked)
+    assert fitted.stats["thresholds_from"] == "calibration questions" and fitted.stats["calibration_questions"] == 500
+    answered = [(right, scope) for s, right, scope in asked if fitted.confidence(s) >= fitted.threshold_for(s)]
+    wrong = sum(1 for right, scope in answered if scope and not right) / sum(1 for _, _, scope in asked if scope)
+    assert wrong <= calibration.MAX_WRONG_QUESTIONS + 1e-9
+    assert fitted.stats["questions_answered_wrong"] == round(wrong, 4)
+    # chosen together, the pair does at least as well as each threshold chosen alone with the same cap
+    confidence = np.array([fitted.confidence(s) for s, _, _ in asked])
+    right = np.array([r for _, r, _ in asked])
+    scope = np.array([i for _, _, i in asked])
+    cross = np.array([s[calibration.OTHER_LANGUAGE] > 0.5 for s, _, _ in asked])
+    together = fitted.stats["questions_answered_right"] + fitted.stats["questions_out_of_scope_handed_off"]
+    _, figures = calibration.choose_threshold(confidence, right, scope, calibration.MAX_WRONG_QUESTIONS)
+    assert together >= figures["answered_right"] + figures["out_of_scope_handed_off"] - 1e-9
+    pair = calibration.choose_thresholds(confidence, right, scope, cross, calibration.MAX_WRONG_QUESTIONS)
+    assert (pair[0], pair[1]) == (fitted.threshold, fitted.threshold_other_language)
+    # the questions weigh in the fit: their lower strengths move the confidence of a middling match down
+    plain = calibration.fit(examples, items_with_phrasings=50)
+    middling = np.array([0.35, 0.17, 0.35, 0.1, 1.0, 0.3, 0.1, 0.0, -1.0])
+    assert fitted.confidence(middling) > plain.confidence(middling)
+    # too few in-scope questions: the k-fold budgets choose, as without questions
+    few = calibration.fit(examples, items_with_phrasings=50, questions=asked[: calibration.MIN_QUESTIONS - 1])
+    assert few.stats["thresholds_from"] == "k-fold"
+
+
+def test_calibration_questions_are_replaced_all_or_nothing_and_weigh_in_the_fit(database, workspace_id):
+    from tutti.converse.knowledge import questions
+    from tutti.converse.knowledge.models import KnowledgeCalibrationQuestion
+    from tutti.platform.errors import InvalidInput
+
+    import_shop(database, workspace_id)
+    good = "\n".join(json.dumps(row, ensure_ascii=False) for row in [
+        {"question": "我買了八百塊要付運費嗎", "expected": "ship-fee"},
+        {"question": "how long until my parcel leaves the warehouse", "expected": "ship-time"},
+        {"question": "你們有賣貓砂嗎", "expected": None},
+    ])
+    with database.session() as db:
+        assert questions.replace(db, workspace_id=workspace_id, actor=ACTOR, filename="q.jsonl", data=good) == {
+            "questions": 3, "in_scope": 2, "out_of_scope": 1}
+    bad = good + "\n" + json.dumps({"question": "點數呢", "expected": "no-such-item"}) + "\nnot json\n{\"expected\": \"hours\"}"
+    with database.session() as db, pytest.raises(InvalidInput) as error:
+        questions.replace(db, workspace_id=workspace_id, actor=ACTOR, filename="q.jsonl", data=bad)
+    assert [p["row"] for p in error.value.details] == [5, 6]  # not JSON, no question; then the unknown id
+    with database.session() as db, pytest.raises(InvalidInput) as error:
+        questions.replace(db, workspace_id=workspace_id, actor=ACTOR, filename="q.jsonl",
+                          data=good + "\n" + json.dumps({"question": "點數呢", "expected": "no-such-item"}))
+    assert error.value.details == [{"row": 4, "field": "expected", "message": "no item 'no-such-item' in this workspace"}]
+    with database.session() as db:
+        assert questions.counts(db, workspace_id=workspace_id) == {"questions": 3, "in_scope": 2, "out_of_scope": 1}
+        csv_text = "question,expected\n客服幾點開始,hours\n可以帶狗嗎,\n"
+        assert questions.replace(db, workspace_id=workspace_id, actor=ACTOR, filename="q.csv", data=csv_text) == {
+            "questions": 2, "in_scope": 1, "out_of_scope": 1}
+    embed_and_calibrate(database, workspace_id=workspace_id)
+    with database.session() as db:
+        stored, _ = service.stored_calibration(db, workspace_id=workspace_id)
+        # two questions weigh in the fit; too few to choose the thresholds
+        assert stored["stats"]["calibration_questions"] == 2 and stored["stats"]["thresholds_from"] == "k-fold"
+        built = index.get_index(db, workspace_id=workspace_id)
+        assert "客服幾點開始" not in built.row_text  # never searched
+        asked = index.calibration_questions(db, built)
+        position = {item.external_id: i for i, item in enumerate(built.items)}
+        assert [(text, expected) for text, _, expected in asked] == [("客服幾點開始", position["hours"]), ("可以帶狗嗎", -1)]
+        # a disabled item cannot be answered: its questions become questions to hand off
+        hours = db.get(service.KnowledgeItem, built.items[position["hours"]].id)
+        hours.enabled = False
+        service.bump_version(db, workspace_id=workspace_id)
+        db.flush()
+        rebuilt = index.get_index(db, workspace_id=workspace_id)
+        assert [e for _, _, e in index.calibration_questions(db, rebuilt)] == [-1, -1]
+    with database.session() as db:
+        service.delete_item(db, workspace_id=workspace_id, actor=ACTOR, item_id=built.items[position["hours"]].id)
+        db.flush()
+        left = db.query(KnowledgeCalibrationQuestion).filter_by(workspace_id=workspace_id).all()
+        assert [q.text for q in left] == ["可以帶狗嗎"]  # an item's questions go with it

@@ -93,3 +93,25 @@ def test_a_bad_database_url_is_one_line_and_exit_code_2(tutti, url, words):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tutti: ") and words in lines[0], result.stderr
     assert "Traceback" not in result.output
+
+
+def test_kb_calibrate_replaces_the_questions_all_or_nothing_and_refits(tutti, tmp_path):
+    workspace_id = json.loads(tutti("workspace", "create", "Shop").stdout)["workspace_id"]
+    kb = tmp_path / "kb.jsonl"
+    kb.write_text("\n".join(json.dumps({"id": f"item-{k}", "answer": f"answer {k}", "questions": [f"問題 {k}", f"question {k}"]})
+                            for k in range(3)), encoding="utf-8")
+    imported = tutti("kb", "import", str(kb), "--workspace", str(workspace_id), "--no-embed")
+    assert imported.exit_code == 0, imported.output
+    bad = tmp_path / "questions.jsonl"
+    bad.write_text(json.dumps({"question": "問題一", "expected": "item-1"}) + "\n"
+                   + json.dumps({"question": "別的", "expected": "item-9"}) + "\n", encoding="utf-8")
+    refused = tutti("kb", "calibrate", str(bad), "--workspace", str(workspace_id))
+    assert refused.exit_code != 0 and "row 2: no item 'item-9' in this workspace" in refused.output
+    good = tmp_path / "questions.csv"
+    good.write_text("question,expected\n問題一,item-1\n你們有賣貓砂嗎,\n", encoding="utf-8")
+    done = tutti("kb", "calibrate", str(good), "--workspace", str(workspace_id))
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    # three items are too few to fit on: the default calibration, with both questions embedded
+    assert summary["questions"] == 2 and summary["in_scope"] == 1 and summary["out_of_scope"] == 1
+    assert summary["embedded"] >= 2 and summary["threshold"] is not None

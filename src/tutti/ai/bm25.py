@@ -45,6 +45,10 @@ class BM25:
             idf = math.log(1 + (self.size - len(rows) + 0.5) / (len(rows) + 0.5))
             self._postings[term] = (docs, tfs, idf)
 
+    def postings(self) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+        """term → (documents using it, its count in each, IDF)."""
+        return self._postings
+
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every document for `query` (zeros where nothing is shared)."""
         out = np.zeros(self.size, dtype=np.float32)

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from tutti.converse.knowledge import gaps, service
+from tutti.converse.knowledge import gaps, questions, service
 from tutti.converse.knowledge.jobs import embed_after_commit
 from tutti.platform.api import allowed
 from tutti.platform.auth import ApiContext, get_db
@@ -216,6 +216,16 @@ async def import_file(
     db: Session = get_db,
 ) -> dict:
     """Import a knowledge file (multipart `file`, or JSON {filename, content}); all or nothing."""
+    filename, data = await _uploaded(request)
+    summary = service.import_file(
+        db, workspace_id=ctx.workspace_id, actor=ctx.actor, filename=filename, data=data, replace=replace
+    )
+    embed_after_commit(db, ctx.workspace_id)
+    return summary
+
+
+async def _uploaded(request: Request) -> tuple[str, bytes]:
+    """The file of a request: multipart `file`, or JSON {filename, content}."""
     if request.headers.get("content-type", "").startswith("multipart/"):
         form = await request.form()
         upload = form.get("file")
@@ -236,9 +246,44 @@ async def import_file(
         filename, data = body["filename"], body["content"].encode()
     if len(data) > MAX_FILE:
         raise TooLarge(f"the file is larger than {MAX_FILE // (1024 * 1024)} MB", field="file")
-    summary = service.import_file(
-        db, workspace_id=ctx.workspace_id, actor=ctx.actor, filename=filename, data=data, replace=replace
-    )
+    return filename, data
+
+
+class CalibrationQuestionsOut(BaseModel):
+    questions: int
+    in_scope: int
+    out_of_scope: int
+
+
+class CalibrationQuestion(BaseModel):
+    question: str
+    expected: str | None = Field(description="the id of the item that answers it; null: hand off")
+
+
+class CalibrationQuestionList(CalibrationQuestionsOut):
+    items: list[CalibrationQuestion]
+
+
+@router.get("/knowledge/calibration-questions", response_model=CalibrationQuestionList)
+def calibration_questions(limit: int = Query(200, ge=1, le=20_000), ctx: ApiContext = READ,
+                          db: Session = get_db) -> dict:
+    """The workspace's calibration questions (the first `limit`) and how many there are (docs/knowledge.md)."""
+    return {**questions.counts(db, workspace_id=ctx.workspace_id),
+            "items": questions.listed(db, workspace_id=ctx.workspace_id, limit=limit)}
+
+
+@router.put("/knowledge/calibration-questions", response_model=CalibrationQuestionsOut,
+            openapi_extra={"requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["filename", "content"],
+                "properties": {"filename": {"type": "string", "description": ".jsonl or .csv"},
+                               "content": {"type": "string",
+                                           "description": 'JSONL {"question", "expected"} or CSV question,expected'}},
+            }}}}})
+async def put_calibration_questions(request: Request, ctx: ApiContext = MANAGE, db: Session = get_db) -> dict:
+    """Replace the workspace's calibration questions (real questions with the id of the item that answers
+    them, null where none does), all or nothing; the knowledge job refits the calibration on them."""
+    filename, data = await _uploaded(request)
+    summary = questions.replace(db, workspace_id=ctx.workspace_id, actor=ctx.actor, filename=filename, data=data)
     embed_after_commit(db, ctx.workspace_id)
     return summary
 

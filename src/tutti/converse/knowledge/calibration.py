@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 SIGNALS = ("probability", "probability_lead", "cosine", "cosine_lead", "knn_agrees", "lexical", "negative_lead",
-           "other_language", "language_rival")
+           "other_language", "language_rival", "uncovered", "uncovered_most", "length", "lexical_agrees")
 FOLDS = 4
 MIN_ITEMS = 12
 # The share of left-out phrasings the same-language threshold may answer with the wrong item, and the
@@ -51,6 +51,13 @@ MIN_ITEMS = 12
 # `python evals/knowledge.py --tune` prints each pair) — the test set was not used to choose them.
 MAX_WRONG = 0.035
 MAX_WRONG_OTHER_LANGUAGE = 0.08
+# Calibration questions (a workspace's own questions with their right item, see fit): each weighs as
+# much as this many k-fold examples, and with at least MIN_QUESTIONS in scope they choose the thresholds,
+# answering at most MAX_WRONG_QUESTIONS of them wrongly. Chosen by 5-fold cross-validation on the demo
+# brand's 1,378 validation questions (evals/knowledge.py --cross-validate prints it).
+QUESTION_WEIGHT = 50.0
+MIN_QUESTIONS = 100
+MAX_WRONG_QUESTIONS = 0.015
 # Fewer cross-lingual in-scope examples than this: no threshold of their own, the same-language one judges them
 MIN_OTHER_LANGUAGE_EXAMPLES = 20
 OTHER_LANGUAGE = SIGNALS.index("other_language")
@@ -105,8 +112,8 @@ def from_json(data: dict | None, *, fitted_at: int | None) -> Calibration | None
 # without a classifier: `python evals/knowledge.py --tune` prints it. Its other_language and language_rival
 # weights are 0: it was fitted before those signals, so it judges cross-lingual matches as it always did.
 DEFAULT = Calibration(
-    weights=[0.0, 0.0, 0.4848, 6.9766, -0.48, 1.1798, 1.6255, 0.0, 0.0], bias=-1.4436, threshold=0.6544,
-    source="default"
+    weights=[0.0, 0.0, 0.4848, 6.9766, -0.48, 1.1798, 1.6255, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], bias=-1.4436,
+    threshold=0.6544, source="default"
 )
 
 
@@ -124,9 +131,24 @@ def signals(features: dict, scores: np.ndarray, best: int) -> np.ndarray:
             cosine[best] - features.get("negative", -1.0),
             0.0 if features.get("same_language") is None else float(not features["same_language"][best]),
             _language_rival(features.get("same_language"), cosine, best),
+            *_uncovered(features, best),
+            features.get("length", 0.0),
+            float(features["lexical"][best] > 0 and int(np.argmax(features["lexical"])) == best),
         ],
         dtype=np.float64,
     )
+
+
+def _uncovered(features: dict, best: int) -> tuple[float, float]:
+    """How much of the question the item's own words never say: the IDF-weighted share of the question's
+    terms found in none of the item's phrasings, passages and title, and the rarest such term's IDF (as a
+    share of the largest possible). An out-of-scope question next to a covered topic usually names
+    something no answer mentions (PayPal, 學生, a brand the shop does not sell) that the embedding blurs.
+    Zero for a cross-lingual match, whose words are in the other language by definition."""
+    same_language = features.get("same_language")
+    if "uncovered" not in features or (same_language is not None and not same_language[best]):
+        return 0.0, 0.0
+    return float(features["uncovered"][best]), float(features["uncovered_most"][best])
 
 
 def _language_rival(same_language: np.ndarray | None, cosine: np.ndarray, best: int) -> float:
@@ -174,54 +196,75 @@ def folds_of(row_item: np.ndarray, is_phrasing: np.ndarray, folds: int = FOLDS) 
 
 def fit(examples: list[tuple[np.ndarray, bool, bool]], items_with_phrasings: int,
         max_wrong: float | None = None, max_wrong_other_language: float | None = None,
-        one_threshold: bool = False) -> Calibration:
-    """examples: (signals, top item is right, question is in scope). Too few items or examples to learn
-    from (fewer than MIN_ITEMS items with phrasings to leave out): DEFAULT. One logistic regression over
-    all examples; a threshold for same-language matches and, with enough cross-lingual examples, one for
-    cross-lingual matches, each chosen on its own examples (`one_threshold`: one for all, as before the
-    split — evals/knowledge.py --tune prints it for comparison)."""
+        one_threshold: bool = False, questions: list[tuple[np.ndarray, bool, bool]] | None = None) -> Calibration:
+    """examples: (signals, top item is right, question is in scope), from the k-fold. `questions`: the same
+    of the workspace's calibration questions (real questions with their right item, asked of the whole
+    index). Too few items or examples to learn from (fewer than MIN_ITEMS items with phrasings to leave
+    out): DEFAULT.
+
+    One logistic regression over all examples, each calibration question weighing QUESTION_WEIGHT k-fold
+    examples. With at least MIN_QUESTIONS in-scope calibration questions the two thresholds are chosen on
+    them (choose_thresholds, at most MAX_WRONG_QUESTIONS answered wrongly); otherwise a threshold for
+    same-language matches and, with enough cross-lingual examples, one for cross-lingual matches, each
+    chosen on its own k-fold examples (`one_threshold`: one for all — evals/knowledge.py --tune prints it
+    for comparison)."""
+    questions = questions or []
     positives = sum(1 for _, _, in_scope in examples if in_scope)
     if items_with_phrasings < MIN_ITEMS or positives < 2 * MIN_ITEMS:
         return DEFAULT
-    x = np.vstack([s for s, _, _ in examples])
-    right = np.array([r for _, r, _ in examples])
-    in_scope = np.array([i for _, _, i in examples])
-    weights, bias = _logistic(x, right.astype(np.float64))
+    x = np.vstack([s for s, _, _ in examples + questions])
+    right = np.array([r for _, r, _ in examples + questions])
+    in_scope = np.array([i for _, _, i in examples + questions])
+    weight = np.r_[np.ones(len(examples)), np.full(len(questions), QUESTION_WEIGHT)]
+    weights, bias = _logistic(x, right.astype(np.float64), weight)
+    # rounded as stored, and the thresholds chosen on the confidences the stored calibration will give
+    weights, bias = np.round(weights, 4), round(float(bias), 4)
     z = np.clip(x @ weights + bias, -50, 50)
     confidence = 1 / (1 + np.exp(-z))
     other = x[:, OTHER_LANGUAGE] > 0.5
-    if one_threshold or int((other & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
-        other[:] = False
-    threshold, figures = choose_threshold(confidence[~other], right[~other], in_scope[~other], max_wrong)
-    threshold_other, other_figures = None, {}
-    if other.any():
-        budget = MAX_WRONG_OTHER_LANGUAGE if max_wrong_other_language is None else max_wrong_other_language
-        threshold_other, found = choose_threshold(confidence[other], right[other], in_scope[other], budget)
-        threshold_other = round(threshold_other, 4)
-        other_figures = {"other_language_in_scope_examples": int((other & in_scope).sum()),
-                         **{f"other_language_{k}": v for k, v in found.items()}}
+    asked = np.arange(len(x)) >= len(examples)
+    stats = {"in_scope_examples": int(in_scope[~asked].sum()), "out_of_scope_examples": int((~in_scope[~asked]).sum()),
+             "calibration_questions": int(asked.sum())}
+    if int(in_scope[asked].sum()) >= MIN_QUESTIONS:
+        threshold, threshold_other, figures = choose_thresholds(
+            confidence[asked], right[asked], in_scope[asked], other[asked], MAX_WRONG_QUESTIONS)
+        stats.update({"thresholds_from": "calibration questions",
+                      **{f"questions_{k}": v for k, v in figures.items()}})
+    else:
+        if one_threshold or int((other & in_scope & ~asked).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
+            other[:] = False
+        same, cross = ~other & ~asked, other & ~asked
+        threshold, figures = choose_threshold(confidence[same], right[same], in_scope[same], max_wrong)
+        threshold_other = None
+        stats.update({"thresholds_from": "k-fold", **figures})
+        if cross.any():
+            budget = MAX_WRONG_OTHER_LANGUAGE if max_wrong_other_language is None else max_wrong_other_language
+            threshold_other, found = choose_threshold(confidence[cross], right[cross], in_scope[cross], budget)
+            stats.update({"other_language_in_scope_examples": int((cross & in_scope).sum()),
+                          **{f"other_language_{k}": v for k, v in found.items()}})
     return Calibration(
-        weights=[round(float(w), 4) for w in weights],
-        bias=round(float(bias), 4),
-        threshold=round(threshold, 4),
+        weights=[float(w) for w in weights],
+        bias=bias,
+        threshold=threshold,
         threshold_other_language=threshold_other,
         source="fitted",
-        stats={"in_scope_examples": int(in_scope.sum()), "out_of_scope_examples": int((~in_scope).sum()),
-               **figures, **other_figures},
+        stats=stats,
     )
 
 
-def _logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2) -> tuple[np.ndarray, float]:
-    """Logistic regression by Newton's method (a handful of features, a few thousand rows)."""
+def _logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None,
+              l2: float = 1e-2) -> tuple[np.ndarray, float]:
+    """Weighted logistic regression by Newton's method (a handful of features, a few thousand rows)."""
     n, d = x.shape
+    weight = np.ones(n) if weight is None else weight
     a = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
     penalty = np.full(d + 1, l2)
     penalty[-1] = 0.0
     for _ in range(50):
         p = 1 / (1 + np.exp(-np.clip(a @ w, -50, 50)))
-        gradient = a.T @ (p - y) + penalty * w
-        hessian = (a * (p * (1 - p))[:, None]).T @ a + np.diag(penalty + 1e-9)
+        gradient = a.T @ ((p - y) * weight) + penalty * w
+        hessian = (a * (p * (1 - p) * weight)[:, None]).T @ a + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -254,4 +297,46 @@ def choose_threshold(
         "answered_right": round(float(right_answers[k]), 4),
         "answered_wrong": round(float(wrong_answers[k]), 4),
         "out_of_scope_handed_off": round(float(oos_handed_off[k]), 4),
+    }
+
+
+def choose_thresholds(confidence: np.ndarray, right: np.ndarray, in_scope: np.ndarray, cross_lingual: np.ndarray,
+                      max_wrong: float) -> tuple[float, float | None, dict]:
+    """The pair of thresholds (same-language matches, cross-lingual matches) maximising (in-scope answered
+    right) + (out-of-scope handed off), shares of each, with at most `max_wrong` of the in-scope questions
+    answered wrongly in all — chosen together, so the wrong answers allowed go where they buy the most
+    right ones. Fewer than MIN_OTHER_LANGUAGE_EXAMPLES cross-lingual in-scope questions: one threshold."""
+    if int((cross_lingual & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
+        threshold, figures = choose_threshold(confidence, right, in_scope, max_wrong)
+        return threshold, None, figures
+    n_in, n_out = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
+    same = ~cross_lingual
+    order = np.argsort(-confidence[same])
+    c, r, i = confidence[same][order], right[same][order], in_scope[same][order]
+    # answering every same-language match at or above c[k], for each k; and answering none of them
+    right_same = np.r_[0, np.cumsum(r & i)]
+    wrong_same = np.r_[0, np.cumsum(~r & i)]
+    oos_same = np.r_[0, np.cumsum(~i)]
+    cuts = np.r_[1.0, c]
+    valid = np.r_[True, c[1:] < c[:-1], True]  # a threshold sits between distinct confidences
+    cross = cross_lingual
+    best = None
+    for t_other in np.r_[1.0, np.unique(confidence[cross])]:
+        answered = cross & (confidence >= t_other)
+        right_cross = int((answered & right & in_scope).sum())
+        wrong_cross = int((answered & ~right & in_scope).sum())
+        oos_cross = int((answered & ~in_scope).sum())
+        wrong = (wrong_same + wrong_cross) / n_in
+        value = (right_same + right_cross) / n_in + 1 - (oos_same + oos_cross) / n_out
+        value = np.where(valid & (wrong <= max_wrong), value, -1.0)
+        k = int(np.argmax(value))
+        if value[k] >= 0 and (best is None or value[k] > best[0]):
+            best = (float(value[k]), float(cuts[k]), float(t_other), k, right_cross, wrong_cross, oos_cross)
+    if best is None:
+        return 1.0, 1.0, {"answered_right": 0.0, "answered_wrong": 0.0, "out_of_scope_handed_off": 1.0}
+    _, threshold, threshold_other, k, right_cross, wrong_cross, oos_cross = best
+    return threshold, threshold_other, {
+        "answered_right": round((int(right_same[k]) + right_cross) / n_in, 4),
+        "answered_wrong": round((int(wrong_same[k]) + wrong_cross) / n_in, 4),
+        "out_of_scope_handed_off": round(1 - (int(oos_same[k]) + oos_cross) / n_out, 4),
     }

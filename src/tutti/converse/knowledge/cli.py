@@ -1,4 +1,5 @@
-"""`tutti kb …`: import, export and ask — how support teams test a knowledge base before going live."""
+"""`tutti kb …`: import, export, ask and calibrate — how support teams test a knowledge base before going
+live, and give its confidence the questions they tested it with."""
 
 from __future__ import annotations
 
@@ -53,6 +54,33 @@ def kb_import(
 
     result = run_service(run)
     typer.echo(json.dumps(result, ensure_ascii=False))
+
+
+@kb_app.command("calibrate")
+def kb_calibrate(
+    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,  # noqa: B008
+                                help='JSONL {"question", "expected"} (expected: an item id, or null to hand off) or CSV question,expected'),
+    workspace: int = typer.Option(..., help="workspace id"),
+) -> None:
+    """Make the file's questions the workspace's calibration questions (all or nothing), then embed them and
+    refit the confidence calibration on them; prints the counts and the thresholds as JSON."""
+    from tutti.cli import run_service
+    from tutti.converse.knowledge import questions
+    from tutti.converse.knowledge.jobs import embed_and_calibrate
+    from tutti.platform import workspaces
+    from tutti.platform.audit import Actor
+
+    db = _database()
+
+    def run():
+        with db.session() as s:
+            workspaces.get_workspace(s, workspace)
+            summary = questions.replace(s, workspace_id=workspace, actor=Actor.cli(), filename=path.name,
+                                        data=path.read_bytes())
+        prepared = embed_and_calibrate(db, workspace_id=workspace)
+        return {**summary, "embedded": prepared["embedded"], "threshold": prepared["threshold"]}
+
+    typer.echo(json.dumps(run_service(run), ensure_ascii=False))
 
 
 @kb_app.command("export")

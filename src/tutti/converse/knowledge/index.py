@@ -27,7 +27,12 @@ from sqlalchemy.orm import Session
 from tutti.ai import bm25, classifier, embeddings
 from tutti.ai.text import has_han
 from tutti.converse.knowledge import calibration
-from tutti.converse.knowledge.models import KnowledgeItem, KnowledgePassage, KnowledgePhrasing
+from tutti.converse.knowledge.models import (
+    KnowledgeCalibrationQuestion,
+    KnowledgeItem,
+    KnowledgePassage,
+    KnowledgePhrasing,
+)
 from tutti.converse.knowledge.service import (
     ensure_embeddings,
     store_calibration,
@@ -89,6 +94,9 @@ class Index:
     negatives: Rows | None = None  # out-of-scope examples (shipped and the workspace's), centred
     # (items, 2): whether the item has a row without / with Han characters, i.e. in English / in Chinese
     item_language: np.ndarray = field(default_factory=lambda: np.ones((0, 2), dtype=bool))
+    # term → (item positions whose phrasings, passages or title use it, its IDF over items): what the
+    # items' own words cover of a question (calibration._uncovered)
+    item_terms: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
     built_seconds: float = 0.0
     stats: dict = field(default_factory=dict)
 
@@ -122,6 +130,7 @@ class Index:
             probability[self.model_items] = self.model.proba(centred)[0][:len(self.model_items)]
         # the nearest out-of-scope example: a question closer to one of those than to any item is not ours
         negative = float((self.negatives.vectors @ centred).max()) if self.negatives and self.negatives.text else -1.0
+        uncovered, uncovered_most, length = self._coverage(question, n)
         # an item none of whose rows is in the question's language is a cross-lingual match: its
         # probability and cosine run lower, which the calibration learns from cross-lingual examples
         same_language = (self.item_language[:, int(has_han(question))] if len(self.item_language)
@@ -133,9 +142,43 @@ class Index:
             "passage": passage,
             "lexical": np.clip(lexical, 0, 1),
             "probability": probability,
+            "uncovered": uncovered,
+            "uncovered_most": uncovered_most,
+            "length": length,
             "best_row": best_row,
             "vector": vector,
         }
+
+    def _coverage(self, question: str, n: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per item: the IDF-weighted share of the question's terms that none of the item's texts uses,
+        and the largest such IDF as a share of the largest possible (a term no item uses); and the
+        question's length (log of 1 + its terms: a long message with context matches every item less
+        closely, right or wrong)."""
+        found_terms = bm25.terms(question)
+        unseen = _idf(len(self.items), 0)
+        weights = {word: self.item_terms.get(word, (None, unseen))[1] for word in set(found_terms)}
+        total = sum(weights.values())
+        uncovered = np.zeros(n, dtype=np.float32)
+        most = np.zeros(n, dtype=np.float32)
+        if total > 0:
+            covered = np.zeros(n, dtype=np.float32)
+            for word, weight in weights.items():
+                found = self.item_terms.get(word)
+                if found is not None:
+                    covered[found[0]] += weight
+            uncovered = 1 - covered / total
+            # the rarest uncovered term of each item: rarest terms first, each item takes the first it lacks
+            settled = np.zeros(n, dtype=bool)
+            for word, weight in sorted(weights.items(), key=lambda pair: -pair[1]):
+                lacking = ~settled
+                found = self.item_terms.get(word)
+                if found is not None:
+                    lacking[found[0]] = False
+                most[lacking] = weight / unseen
+                settled |= lacking
+                if settled.all():
+                    break
+        return uncovered, most, float(np.log1p(len(found_terms)))
 
 
 def centre(vectors: np.ndarray, texts: list[str], centres: dict[bool, np.ndarray]) -> np.ndarray:
@@ -146,6 +189,21 @@ def centre(vectors: np.ndarray, texts: list[str], centres: dict[bool, np.ndarray
     out = vectors - np.where(han[:, None], centres[True], centres[False])
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return (out / np.maximum(norms, 1e-9)).astype(np.float32)
+
+
+def _idf(items: int, found_in: int) -> float:
+    return float(np.log(1 + (items - found_in + 0.5) / (found_in + 0.5)))
+
+
+def item_terms(lexical: bm25.BM25 | None, document_item: np.ndarray, items: int) -> dict[str, tuple[np.ndarray, float]]:
+    """term → (the items whose documents use it, its IDF over items), from the BM25 index's postings."""
+    if lexical is None:
+        return {}
+    out = {}
+    for term, (documents, _, _) in lexical.postings().items():
+        found = np.unique(document_item[documents])
+        out[term] = (found, _idf(items, len(found)))
+    return out
 
 
 def language_centres(vectors: np.ndarray, texts: list[str]) -> dict[bool, np.ndarray]:
@@ -217,9 +275,23 @@ def calibrate(db: Session, *, workspace_id: int) -> calibration.Calibration:
     """Fit the workspace's calibration on its current knowledge and store it; indexes pick it up when they
     next look at the version. Seconds of work for a few hundred items: run by the knowledge job."""
     index = get_index(db, workspace_id=workspace_id)
-    fitted = fit_calibration_of(index)
+    fitted = fit_calibration_of(index, questions=calibration_questions(db, index))
     store_calibration(db, workspace_id=workspace_id, calibration=fitted.as_json(), at_version=index.version[0])
     return fitted
+
+
+def calibration_questions(db: Session, index: Index) -> list[tuple[str, np.ndarray, int]]:
+    """The workspace's calibration questions (questions.py) as (text, vector, expected item position),
+    -1 where the agent should hand off: no item answers it, or its item is disabled."""
+    position = {item.id: i for i, item in enumerate(index.items)}
+    rows = db.execute(
+        select(KnowledgeCalibrationQuestion.text, KnowledgeCalibrationQuestion.item_id,
+               KnowledgeCalibrationQuestion.embedding)
+        .where(KnowledgeCalibrationQuestion.workspace_id == index.workspace_id,
+               KnowledgeCalibrationQuestion.embedding.is_not(None))
+        .order_by(KnowledgeCalibrationQuestion.id)
+    ).all()
+    return [(text, embeddings.from_bytes(blob), position.get(item_id, -1)) for text, item_id, blob in rows]
 
 
 def load(db: Session, *, workspace_id: int) -> tuple[list[ItemInfo], Rows, Rows]:
@@ -316,15 +388,18 @@ def assemble(workspace_id: int, version: tuple, items: list[ItemInfo], rows: Row
         model_items=model_items,
         negatives=negatives,
         item_language=item_language,
+        item_terms=item_terms(lexical, document_item, len(items)),
         stats={"items": len(items), "rows": len(rows.text), "classifier": model is not None},
     )
 
 
-def fit_calibration_of(index: Index, *, classify: bool = True) -> calibration.Calibration:
-    """The calibration of `index`, fitted on calibration_examples. `classify=False` fits the calibration
-    of an index without a classifier (calibration.DEFAULT is one)."""
+def fit_calibration_of(index: Index, *, classify: bool = True,
+                       questions: list[tuple[str, np.ndarray, int]] | None = None) -> calibration.Calibration:
+    """The calibration of `index`, fitted on calibration_examples and the workspace's calibration
+    questions (calibration_questions), each asked of the whole index. `classify=False` fits the
+    calibration of an index without a classifier (calibration.DEFAULT is one)."""
     examples, items_with_phrasings = calibration_examples(index, classify=classify)
-    return calibration.fit(examples, items_with_phrasings)
+    return calibration.fit(examples, items_with_phrasings, questions=_ask(index, questions or []))
 
 
 def calibration_examples(index: Index, *, classify: bool = True) -> tuple[list, int]:

@@ -70,6 +70,24 @@ class KnowledgePassage(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
+class KnowledgeCalibrationQuestion(Base):
+    """A real question with the item that answers it (None: none does, the agent should hand off), kept
+    to calibrate the workspace's confidence: never searched, never learnt from by the classifier
+    (questions.py, calibration.fit)."""
+
+    __tablename__ = "knowledge_calibration_question"
+    __table_args__ = (Index("ix_knowledge_calibration_question_workspace", "workspace_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    text: Mapped[str] = mapped_column(Text)
+    # the item deleted: its questions go too (whether another item answers them is not known)
+    item_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("knowledge_item.id", ondelete="CASCADE"))
+    embedding_key: Mapped[str | None] = mapped_column(String(40))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class KnowledgeVersion(Base):
     """Bumped by every change to a workspace's knowledge; in-memory indexes rebuild when it moves."""
 

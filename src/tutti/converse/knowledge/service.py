@@ -19,6 +19,7 @@ from tutti.converse.knowledge.files import Record
 from tutti.converse.knowledge.models import (
     KINDS,
     LANGUAGES,
+    KnowledgeCalibrationQuestion,
     KnowledgeItem,
     KnowledgePassage,
     KnowledgePhrasing,
@@ -473,11 +474,13 @@ def export(db: Session, *, workspace_id: int, format: str) -> str:
 
 
 def ensure_embeddings(db: Session, *, workspace_id: int, batch: int = 256) -> int:
-    """Embed every phrasing and passage whose stored vector is missing or was made from another text or
-    model. Returns how many were embedded. Phrasings are questions, so they are embedded as queries."""
+    """Embed every phrasing, passage and calibration question whose stored vector is missing or was made
+    from another text or model. Returns how many were embedded. Phrasings are questions, so they are
+    embedded as queries."""
     model = embeddings.model_id()
     done = 0
-    for table, kind in ((KnowledgePhrasing, "query"), (KnowledgePassage, "passage")):
+    for table, kind in ((KnowledgePhrasing, "query"), (KnowledgePassage, "passage"),
+                        (KnowledgeCalibrationQuestion, "query")):
         rows = db.execute(
             select(table.id, table.text, table.embedding_key).where(table.workspace_id == workspace_id)
         ).all()
