@@ -14,7 +14,7 @@ items (each a copy of a demo item with its own id and numbered phrasings) and im
 workspace through the import service. Embedding ~30k phrasings would take most of an hour on two shared
 cores and measures nothing about decisions, so the stored vectors of the copies are the real e5 vectors of
 the demo phrasings with a little noise (stored exactly as `ensure_embeddings` stores them). Questions (the
-knowledge eval's test questions) are then decided one at a time, each embedded live with e5 — the real
+knowledge eval's validation questions) are then decided one at a time, each embedded live with e5 — the real
 cost — through `tutti.converse.agents.router.decide` (offline, no contact) and through
 `knowledge.service.match`. Prints p50/p95/max in ms and the one-off index build time.
 """
@@ -42,7 +42,7 @@ def concurrent_widget_conversations(*, visitors: int = 200, seconds: float = 60,
 
 ROOT = Path(__file__).resolve().parent.parent
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
-QUESTIONS = ROOT / "evals/data/knowledge_questions.jsonl"
+QUESTIONS = ROOT / "evals/data/knowledge_validation.jsonl"
 
 
 def emit(**figure) -> None:

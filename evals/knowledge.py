@@ -8,14 +8,16 @@ The knowledge base (src/tutti/converse/knowledge/data/faq.jsonl, the brand's own
 out_of_scope_demo.jsonl, and articles/*.md) goes into a fresh
 SQLite workspace through the import service (as `tutti kb import`), followed by what the knowledge job does
 after an import: embedding and fitting the workspace's own calibration (k-fold over its phrasings, see
-tutti.converse.knowledge.calibration). Each test question then goes through the path of `tutti kb ask`
+tutti.converse.knowledge.calibration). The validation set then becomes the workspace's calibration
+questions (as `tutti kb calibrate`), which refits the calibration with them and chooses its thresholds on
+them. Each test question then goes through the path of `tutti kb ask`
 (the agent router's decide, offline). Prints one JSON line per figure: the share of in-scope questions
 answered correctly and wrongly, and the share of out-of-scope questions handed off (targets ≥ 85%, ≤ 2%,
 ≥ 90%), overall and per kind (in-scope, cross-lingual). Then kNN alone vs the classifier alone on the
 same index: the right item first (no threshold), and answered right/wrong with a threshold chosen on the
 validation set.
 
-Tuning data (never the test set): evals/data/knowledge_validation.jsonl.
+Tuning data and calibration questions (never the test set): evals/data/knowledge_validation.jsonl.
 """
 
 from __future__ import annotations
