@@ -42,7 +42,7 @@ def concurrent_widget_conversations(*, visitors: int = 200, seconds: float = 60,
 
 ROOT = Path(__file__).resolve().parent.parent
 FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
-QUESTIONS = ROOT / "evals/data/knowledge_validation.jsonl"
+QUESTIONS = ROOT / "src/tutti/converse/knowledge/data/calibration_questions.jsonl"
 
 
 def emit(**figure) -> None:

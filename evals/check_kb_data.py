@@ -25,7 +25,7 @@ NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope.txt"
 BRAND_NEGATIVES = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 SETS = {
     "test": ROOT / "evals/data/knowledge_questions_2.jsonl",
-    "validation": ROOT / "evals/data/knowledge_validation.jsonl",
+    "validation": ROOT / "src/tutti/converse/knowledge/data/calibration_questions.jsonl",
 }
 LANGUAGES = {"zh-TW", "en", "both"}
 TEAMS = {"support", "sales", "billing"}

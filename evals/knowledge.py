@@ -17,7 +17,7 @@ answered correctly and wrongly, and the share of out-of-scope questions handed o
 same index: the right item first (no threshold), and answered right/wrong with a threshold chosen on the
 validation set.
 
-Tuning data and calibration questions (never the test set): evals/data/knowledge_validation.jsonl.
+Tuning data and calibration questions (never the test set): src/tutti/converse/knowledge/data/calibration_questions.jsonl.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ FAQ = ROOT / "src/tutti/converse/knowledge/data/faq.jsonl"
 BRAND_OUT_OF_SCOPE = ROOT / "src/tutti/converse/knowledge/data/out_of_scope_demo.jsonl"
 ARTICLES = ROOT / "src/tutti/converse/knowledge/data/articles"
 TEST = ROOT / "evals/data/knowledge_questions_2.jsonl"
-VALIDATION = ROOT / "evals/data/knowledge_validation.jsonl"
+VALIDATION = ROOT / "src/tutti/converse/knowledge/data/calibration_questions.jsonl"
 
 
 def read(path: Path) -> list[dict]:

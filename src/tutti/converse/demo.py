@@ -21,7 +21,7 @@ from tutti.audience.models import Identity, Order
 from tutti.converse.agents.language import STATUS_WORDS, say
 from tutti.converse.conversations import teams
 from tutti.converse.conversations.models import AgentDecision, Conversation, Message
-from tutti.converse.knowledge import files, service
+from tutti.converse.knowledge import files, questions, service
 from tutti.converse.knowledge.jobs import embed_and_calibrate
 from tutti.converse.knowledge.models import KnowledgeItem
 from tutti.platform import workspaces
@@ -121,7 +121,14 @@ def _knowledge(db, workspace_id: int) -> dict:
                for record in files.parse(name, data.joinpath(name).read_text(encoding="utf-8"))]
     for record in records:
         record.team = TEAMS[record.team][0] if record.team in TEAMS else record.team
-    return service.import_records(db, workspace_id=workspace_id, actor=Actor.cli(), records=records, source="demo faq.jsonl")
+    summary = service.import_records(db, workspace_id=workspace_id, actor=Actor.cli(), records=records,
+                                     source="demo faq.jsonl")
+    # the questions the brand tested its knowledge base with: they calibrate the agent's confidence (also
+    # the validation set of evals/knowledge.py)
+    name = "calibration_questions.jsonl"
+    questions.replace(db, workspace_id=workspace_id, actor=Actor.cli(), filename=name,
+                      data=data.joinpath(name).read_text(encoding="utf-8"))
+    return summary
 
 
 def _conversations(db, workspace_id: int, rng: random.Random, today: date, team_ids: dict, people: dict) -> None:

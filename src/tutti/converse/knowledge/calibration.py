@@ -50,8 +50,8 @@ FOLDS = 4
 MIN_ITEMS = 12
 # Without calibration questions: the share of left-out phrasings the same-language threshold may answer
 # with the wrong item, and the share of cross-lingual examples the cross-lingual threshold may — the pair
-# that answers the most of the demo brand's validation questions (evals/data/knowledge_validation.jsonl,
-# 1,076 in scope) rightly while answering at most 1% of them wrongly, half of the 2% allowed
+# that answers the most of the demo brand's validation questions (data/calibration_questions.jsonl, 1,076
+# in scope) rightly while answering at most 1% of them wrongly, half of the 2% allowed
 # (`python evals/knowledge.py --tune` prints each pair; 6 Dec, thirteen signals: 2% and 12% → 78.3% right,
 # 0.7% wrong, 87.8% handed off; the earlier 3.5% and 8% → 82.1%, 1.5%, 86.1%) — the test set was not used.
 MAX_WRONG = 0.02

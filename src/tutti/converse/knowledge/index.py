@@ -249,7 +249,7 @@ def build(db: Session, *, workspace_id: int, at_version: tuple) -> Index:
     """The index of the workspace's knowledge, with its last fitted calibration (DEFAULT before the
     first fit; fitting is the knowledge job's work: see calibrate)."""
     started = time.perf_counter()
-    if ensure_embeddings(db, workspace_id=workspace_id):
+    if ensure_embeddings(db, workspace_id=workspace_id, questions=False):
         db.flush()
     items, rows, negatives = load(db, workspace_id=workspace_id)
     negative_texts = list(calibration.shipped_negatives()) + negatives.text

@@ -473,14 +473,14 @@ def export(db: Session, *, workspace_id: int, format: str) -> str:
 # --- vectors ---------------------------------------------------------------------------------------------
 
 
-def ensure_embeddings(db: Session, *, workspace_id: int, batch: int = 256) -> int:
-    """Embed every phrasing, passage and calibration question whose stored vector is missing or was made
-    from another text or model. Returns how many were embedded. Phrasings are questions, so they are
-    embedded as queries."""
+def ensure_embeddings(db: Session, *, workspace_id: int, batch: int = 256, questions: bool = True) -> int:
+    """Embed every phrasing, passage and (unless `questions` is false: an index needs none) calibration
+    question whose stored vector is missing or was made from another text or model. Returns how many were
+    embedded. Phrasings are questions, so they are embedded as queries."""
     model = embeddings.model_id()
     done = 0
-    for table, kind in ((KnowledgePhrasing, "query"), (KnowledgePassage, "passage"),
-                        (KnowledgeCalibrationQuestion, "query")):
+    tables = [(KnowledgePhrasing, "query"), (KnowledgePassage, "passage")]
+    for table, kind in tables + ([(KnowledgeCalibrationQuestion, "query")] if questions else []):
         rows = db.execute(
             select(table.id, table.text, table.embedding_key).where(table.workspace_id == workspace_id)
         ).all()
