@@ -95,3 +95,28 @@ def test_a_gap_marked_out_of_scope_shows_in_the_list(client, database, workspace
     assert marked.status_code == 200 and "你們有賣貓砂嗎" not in marked.text
     listing = client.get("/knowledge")
     assert "Out of scope" in listing.text and ("範圍外" in listing.text or "Out of scope: hand off" in listing.text)
+
+
+def test_calibration_questions_are_uploaded_on_the_knowledge_page(client, database, workspace_id):
+    import json
+
+    from tutti.converse.knowledge import questions
+
+    with database.session() as db:
+        service.create_item(db, workspace_id=workspace_id, actor=Actor.cli(), external_id="ship",
+                            answer="滿 NT$990 免運", phrasings=["運費多少？", "How much is shipping?"])
+    csrf = _login(client, database, workspace_id)
+    assert 'data-testid="calibration-form"' in client.get("/knowledge").text
+    rows = [{"question": "我買八百塊要運費嗎", "expected": "ship"}, {"question": "有學生優惠嗎", "expected": None}]
+    good = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
+    done = client.post("/knowledge/calibration-questions", data={"csrf_token": csrf},
+                       files={"file": ("questions.jsonl", good, "application/json")})
+    assert done.status_code == 200 and 'data-testid="calibration-summary"' in done.text
+    bad = client.post("/knowledge/calibration-questions", data={"csrf_token": csrf},
+                      files={"file": ("questions.csv", "question,expected\n點數呢,nope\n".encode(), "text/csv")})
+    assert bad.status_code == 422 and "no item &#39;nope&#39; in this workspace" in bad.text
+    with database.session() as db:  # the refused file changed nothing
+        assert questions.counts(db, workspace_id=workspace_id) == {"questions": 2, "in_scope": 1, "out_of_scope": 1}
+    client.cookies.set("tutti_locale", "zh-TW")
+    page = client.get("/knowledge").text
+    assert "目前：2 題（1 題有對應項目）" in page, re.search(r"calibration-counts\">[^<]*", page).group(0)

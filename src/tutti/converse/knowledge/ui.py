@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 
-from tutti.converse.knowledge import gaps, service
+from tutti.converse.knowledge import gaps, questions, service
 from tutti.converse.knowledge.jobs import embed_after_commit
 from tutti.platform.errors import TuttiError
 from tutti.web.pages import render
@@ -32,9 +32,16 @@ def knowledge_list(ui: UiContext = page_context, q: str = "", topic: str = "", p
         limit=PAGE,
         offset=(page - 1) * PAGE,
     )
+    return _list_page(ui, items, total, q=q, topic=topic, page=page)
+
+
+def _list_page(ui: UiContext, items, total: int, *, q: str = "", topic: str = "", page: int = 1, problems=(),
+               summary: dict | None = None, calibrated: dict | None = None):
+    """The knowledge list, with what an import or a calibration upload did (problems: status 422)."""
     return render(
         ui,
         "knowledge/list.html",
+        status=422 if problems else 200,
         items=items,
         total=total,
         q=q,
@@ -44,8 +51,10 @@ def knowledge_list(ui: UiContext = page_context, q: str = "", topic: str = "", p
         topics=service.topics(ui.db, workspace_id=ui.workspace_id),
         result=None,
         question="",
-        problems=[],
-        summary=None,
+        problems=list(problems),
+        summary=summary,
+        calibrated=calibrated,
+        calibration_counts=questions.counts(ui.db, workspace_id=ui.workspace_id),
     )
 
 
@@ -63,45 +72,35 @@ async def knowledge_ask(request: Request, ui: UiContext = page_context):
 async def knowledge_import(request: Request, ui: UiContext = page_context):
     ui.require("knowledge.manage")
     form = await request.form()
-    upload = form.get("file")
-    problems, summary = [], None
-    if upload is None or isinstance(upload, str) or not upload.filename:
-        problems = [{"row": 0, "field": "file", "message": "file"}]
-    else:
-        try:
-            summary = service.import_file(
-                ui.db,
-                workspace_id=ui.workspace_id,
-                actor=ui.actor,
-                filename=upload.filename,
-                data=await upload.read(20 * 1024 * 1024),
-                replace=bool(form.get("replace")),
-            )
-        except TuttiError as error:
-            problems = (
-                error.details
-                if isinstance(error.details, list)
-                else [{"row": 0, "field": error.field, "message": error.message}]
-            )
-    if summary is not None:
-        embed_after_commit(ui.db, ui.workspace_id)
+    replace = bool(form.get("replace"))
+    problems, summary = await _upload(ui, form, lambda name, data: service.import_file(
+        ui.db, workspace_id=ui.workspace_id, actor=ui.actor, filename=name, data=data, replace=replace))
     items, total = service.list_items(ui.db, workspace_id=ui.workspace_id, limit=PAGE)
-    return render(
-        ui,
-        "knowledge/list.html",
-        status=422 if problems else 200,
-        items=items,
-        total=total,
-        q="",
-        topic="",
-        page=1,
-        pages=(total + PAGE - 1) // PAGE,
-        topics=service.topics(ui.db, workspace_id=ui.workspace_id),
-        result=None,
-        question="",
-        problems=problems,
-        summary=summary,
-    )
+    return _list_page(ui, items, total, problems=problems, summary=summary)
+
+
+@router.post("/knowledge/calibration-questions")
+async def knowledge_calibration_questions(request: Request, ui: UiContext = page_context):
+    ui.require("knowledge.manage")
+    problems, calibrated = await _upload(ui, await request.form(), lambda name, data: questions.replace(
+        ui.db, workspace_id=ui.workspace_id, actor=ui.actor, filename=name, data=data))
+    items, total = service.list_items(ui.db, workspace_id=ui.workspace_id, limit=PAGE)
+    return _list_page(ui, items, total, problems=problems, calibrated=calibrated)
+
+
+async def _upload(ui: UiContext, form, store) -> tuple[list[dict], dict | None]:
+    """Hand the form's file to `store(filename, data)`: (problems, its summary); the knowledge job is
+    queued after the commit when something was stored."""
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return [{"row": 0, "field": "file", "message": "file"}], None
+    try:
+        summary = store(upload.filename, await upload.read(20 * 1024 * 1024))
+    except TuttiError as error:
+        details = error.details if isinstance(error.details, list) else None
+        return details or [{"row": 0, "field": error.field, "message": error.message}], None
+    embed_after_commit(ui.db, ui.workspace_id)
+    return [], summary
 
 
 def _editor(ui: UiContext, item: dict | None, problems=(), status: int = 200):
