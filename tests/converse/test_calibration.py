@@ -367,3 +367,19 @@ def test_calibration_questions_are_replaced_all_or_nothing_and_weigh_in_the_fit(
         db.flush()
         left = db.query(KnowledgeCalibrationQuestion).filter_by(workspace_id=workspace_id).all()
         assert [q.text for q in left] == ["可以帶狗嗎"]  # an item's questions go with it
+
+
+def test_a_file_that_is_not_utf8_is_named_and_changes_nothing(database, workspace_id):
+    from tutti.converse.knowledge import questions
+    from tutti.platform.errors import InvalidInput
+
+    import_shop(database, workspace_id)
+    big5 = "question,expected\n運費多少,ship-fee\n".encode("big5")
+    for store in (lambda db: questions.replace(db, workspace_id=workspace_id, actor=ACTOR, filename="q.csv", data=big5),
+                  lambda db: service.import_file(db, workspace_id=workspace_id, actor=ACTOR, filename="kb.csv", data=big5)):
+        with database.session() as db, pytest.raises(InvalidInput) as error:
+            store(db)
+        assert "is not UTF-8 text" in error.value.message and error.value.field == "file"
+    with database.session() as db:
+        assert questions.counts(db, workspace_id=workspace_id)["questions"] == 0
+        assert service.list_items(db, workspace_id=workspace_id, limit=100)[1] == len(SHOP)

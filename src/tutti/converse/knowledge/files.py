@@ -76,15 +76,25 @@ def detect_format(filename: str) -> str:
     return formats[suffix]
 
 
+def decode(filename: str, data: bytes | str) -> str:
+    """The file's text (UTF-8, with or without a BOM); InvalidInput naming the file when it is not UTF-8."""
+    if isinstance(data, str):
+        return data.lstrip("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise InvalidInput(f"{filename} is not UTF-8 text (byte {error.start}): save it as UTF-8", field="file") from None
+
+
 def parse(filename: str, data: bytes | str) -> list[Record]:
     """Records of a knowledge file; raises InvalidInput listing every problem with its row number."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data.lstrip("\ufeff")
+    text = decode(filename, data)
     kind = detect_format(filename)
     problems: list[Problem] = []
     if kind == "markdown":
         records = parse_markdown(text, default_id=PurePath(filename).stem)
     else:
-        rows = _csv_rows(text, problems) if kind == "csv" else _jsonl_rows(text, problems)
+        rows = csv_rows(text, problems, ("id", "answer")) if kind == "csv" else jsonl_rows(text, problems)
         records = _records(rows, problems)
     if not records and not problems:
         problems.append(Problem(0, "file", "the file holds no knowledge items"))
@@ -99,12 +109,14 @@ def parse(filename: str, data: bytes | str) -> list[Record]:
     return records
 
 
-def _csv_rows(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
+def csv_rows(text: str, problems: list[Problem], columns: tuple[str, ...]) -> list[tuple[int, dict]]:
+    """(line, {lower-case column: stripped value}) per non-blank row; a missing one of `columns`, or more
+    than MAX_ROWS rows, is a problem."""
     reader = csv.DictReader(io.StringIO(text))
     if not reader.fieldnames:
         return []
     names = {name.strip().lower(): name for name in reader.fieldnames if name}
-    for needed in ("id", "answer"):
+    for needed in columns:
         if needed not in names:
             problems.append(Problem(1, needed, f"the header has no '{needed}' column"))
     if problems:
@@ -120,7 +132,8 @@ def _csv_rows(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
     return rows
 
 
-def _jsonl_rows(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
+def jsonl_rows(text: str, problems: list[Problem]) -> list[tuple[int, dict]]:
+    """(line, {lower-case key: value}) per JSON object line (a JSON array is accepted too)."""
     stripped = text.strip()
     if stripped.startswith("["):  # a JSON array is accepted too
         try:

@@ -15,14 +15,12 @@ expected`. Putting a file replaces the workspace's questions, all or nothing.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from pathlib import PurePath
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from tutti.converse.knowledge import files
 from tutti.converse.knowledge.models import KnowledgeCalibrationQuestion, KnowledgeItem
 from tutti.converse.knowledge.service import bump_version
 from tutti.platform import audit
@@ -34,31 +32,18 @@ MAX_CHARS = 2_000
 
 
 def parse(filename: str, data: bytes | str) -> list[tuple[int, str, str | None]]:
-    """(line, question, expected id or None) per row; InvalidInput naming every bad line."""
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
-    rows: list[tuple[int, object, object]] = []
-    problems: list[dict] = []
-    if PurePath(filename).suffix.lower() == ".csv":
-        reader = csv.DictReader(io.StringIO(text))
-        if not reader.fieldnames or "question" not in reader.fieldnames:
-            raise InvalidInput("a CSV of calibration questions needs a 'question' column (and 'expected')", field="file")
-        for line, row in enumerate(reader, start=2):
-            rows.append((line, row.get("question"), (row.get("expected") or "").strip() or None))
-    else:
-        for line, raw in enumerate(text.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                problems.append({"row": line, "field": "line", "message": "not JSON"})
-                continue
-            if not isinstance(value, dict):
-                problems.append({"row": line, "field": "line", "message": "not a JSON object"})
-                continue
-            rows.append((line, value.get("question"), value.get("expected")))
+    """(line, question, expected id or None) per row; InvalidInput naming every bad line. Rows are read
+    as knowledge files are (files.csv_rows, files.jsonl_rows)."""
+    text = files.decode(filename, data)
+    found: list[files.Problem] = []
+    csv_file = PurePath(filename).suffix.lower() == ".csv"
+    rows = files.csv_rows(text, found, ("question",)) if csv_file else files.jsonl_rows(text, found)
+    problems = [problem.as_dict() for problem in found]
     out = []
-    for line, question, expected in rows:
+    for line, row in rows:
+        question, expected = row.get("question"), row.get("expected")
+        if csv_file:
+            expected = expected or None  # an empty cell: hand off
         if not isinstance(question, str) or not question.strip():
             problems.append({"row": line, "field": "question", "message": "no question"})
         elif len(question) > MAX_CHARS:
