@@ -23,6 +23,7 @@ Tuning data and calibration questions (never the test set): src/tutti/converse/k
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -111,6 +112,7 @@ def tune_budget(workspace: Workspace, index) -> None:
 
 WEIGHTS = (5.0, 20.0, 50.0, 100.0)
 CAPS = (0.01, 0.015, 0.02)
+OUT_OF_SCOPE_WEIGHTS = (1.0, 0.5, 1 / 3)
 
 
 def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
@@ -133,25 +135,26 @@ def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
                          for v, vector in zip(validation, vectors, strict=True)])
     examples, items = calibration_examples(index)
     in_scope = np.array([a[2] for a in asked])
-    saved = calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS
+    saved = calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.OUT_OF_SCOPE_WEIGHT
     try:
-        for weight in WEIGHTS:
-            for cap in CAPS:
-                calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = weight, cap
-                totals = np.zeros(3)
-                for repeat in range(repeats):
-                    fold = np.random.default_rng(repeat).integers(0, folds, len(asked))
-                    for k in range(folds):
-                        fitted = calibration.fit(examples, items, questions=[a for a, f in zip(asked, fold) if f != k])
-                        for (signals, right, scope), f in zip(asked, fold):
-                            if f == k and fitted.confidence(signals) >= fitted.threshold_for(signals):
-                                totals += (scope and right, scope and not right, not scope)
-                n_in, n_out = in_scope.sum() * repeats, (~in_scope).sum() * repeats
-                emit(figure="cross_validation", question_weight=weight, max_wrong_questions=cap,
-                     right=round(totals[0] / n_in, 4), wrong=round(totals[1] / n_in, 4),
-                     out_of_scope_handed_off=round(1 - totals[2] / n_out, 4))
+        for weight, cap, oos_weight in itertools.product(WEIGHTS, CAPS, OUT_OF_SCOPE_WEIGHTS):
+            calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = weight, cap
+            calibration.OUT_OF_SCOPE_WEIGHT = oos_weight
+            totals = np.zeros(3)
+            for repeat in range(repeats):
+                fold = np.random.default_rng(repeat).integers(0, folds, len(asked))
+                for k in range(folds):
+                    fitted = calibration.fit(examples, items, questions=[a for a, f in zip(asked, fold) if f != k])
+                    for (signals, right, scope), f in zip(asked, fold):
+                        if f == k and fitted.confidence(signals) >= fitted.threshold_for(signals):
+                            totals += (scope and right, scope and not right, not scope)
+            n_in, n_out = in_scope.sum() * repeats, (~in_scope).sum() * repeats
+            emit(figure="cross_validation", question_weight=weight, max_wrong_questions=cap,
+                 out_of_scope_weight=round(oos_weight, 3),
+                 right=round(totals[0] / n_in, 4), wrong=round(totals[1] / n_in, 4),
+                 out_of_scope_handed_off=round(1 - totals[2] / n_out, 4))
     finally:
-        calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = saved
+        calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.OUT_OF_SCOPE_WEIGHT = saved
 
 
 def _held_against(result: dict, fitted, cross_lingual: bool) -> dict:

@@ -70,6 +70,28 @@ def test_the_threshold_keeps_wrong_answers_within_the_budget():
     assert loose <= strict
 
 
+def test_out_of_scope_hand_offs_weigh_what_out_of_scope_weight_says(monkeypatch):
+    """The threshold maximises right answers + OUT_OF_SCOPE_WEIGHT × out-of-scope hand-offs: weighing the
+    hand-offs less never answers less, and the chosen threshold is the best under its own weight."""
+    rng = np.random.default_rng(5)
+    in_scope = np.r_[np.ones(600, bool), np.zeros(200, bool)]
+    right = (rng.random(800) < 0.9) & in_scope
+    # out-of-scope questions overlap the right answers' confidences, so the weight decides where to stop
+    confidence = np.where(right, rng.uniform(0.3, 1.0, 800), rng.uniform(0.0, 0.8, 800))
+    chosen = {}
+    for weight in (1.0, 1 / 3, 0.0):
+        monkeypatch.setattr(calibration, "OUT_OF_SCOPE_WEIGHT", weight)
+        threshold, figures = calibration.choose_threshold(confidence, right, in_scope, 1.0)
+        value = figures["answered_right"] + weight * figures["out_of_scope_handed_off"]
+        for t in np.unique(confidence):  # no other threshold does better under this weight
+            answered = confidence >= t
+            other = (answered & right).sum() / 600 + weight * (1 - (answered & ~in_scope).sum() / 200)
+            assert other <= value + 1e-3
+        chosen[weight] = threshold
+    assert chosen[0.0] <= chosen[1 / 3] < chosen[1.0]
+    assert chosen[0.0] == confidence[right].min()  # hand-offs worth nothing: answer every right one
+
+
 
 def test_cross_lingual_matches_get_their_own_threshold():
     """Cross-lingual matches are right less often and less predictably: one threshold for both lets the
@@ -304,11 +326,12 @@ def test_calibration_questions_choose_the_thresholds_together_within_the_cap():
     right = np.array([r for _, r, _ in asked])
     scope = np.array([i for _, _, i in asked])
     cross = np.array([s[calibration.OTHER_LANGUAGE] > 0.5 for s, _, _ in asked])
-    together = fitted.stats["questions_answered_right"] + fitted.stats["questions_out_of_scope_handed_off"]
+    weight = calibration.OUT_OF_SCOPE_WEIGHT
+    together = fitted.stats["questions_answered_right"] + weight * fitted.stats["questions_out_of_scope_handed_off"]
     _, figures = calibration.choose_threshold(confidence, right, scope, calibration.MAX_WRONG_QUESTIONS)
-    assert together >= figures["answered_right"] + figures["out_of_scope_handed_off"] - 1e-9
+    assert together >= figures["answered_right"] + weight * figures["out_of_scope_handed_off"] - 1e-9
     pair = calibration.choose_thresholds(confidence, right, scope, cross, calibration.MAX_WRONG_QUESTIONS)
-    assert (pair[0], pair[1]) == (fitted.threshold, fitted.threshold_other_language)
+    assert (pair[0], pair[1]) == pytest.approx((fitted.threshold, fitted.threshold_other_language), abs=1e-12)
     # the questions weigh in the fit: their lower strengths move the confidence of a middling match down
     plain = calibration.fit(examples, items_with_phrasings=50)
     middling = np.array([0.35, 0.17, 0.35, 0.1, 1.0, 0.3, 0.1, 0.0, -1.0])
