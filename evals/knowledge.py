@@ -112,11 +112,11 @@ def tune_budget(workspace: Workspace, index) -> None:
 
 WEIGHTS = (5.0, 20.0, 50.0, 100.0)
 CAPS = (0.01, 0.015, 0.02)
-OUT_OF_SCOPE_WEIGHTS = (1.0, 0.5, 1 / 3)
+HAND_OFF_VALUES = (1.0, 0.5, 1 / 3)
 
 
 def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
-    """For each (question weight, wrong-answer cap): the validation questions split in `folds`, each part
+    """For each (question weight, wrong-answer cap, hand-off value): the validation questions split in `folds`, each part
     held out in turn while the rest are the workspace's calibration questions; the held-out parts'
     decisions pooled (right, wrong, out of scope handed off), averaged over `repeats` random splits.
     calibration.QUESTION_WEIGHT and MAX_WRONG_QUESTIONS are the pair with the most right answers while
@@ -135,11 +135,11 @@ def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
                          for v, vector in zip(validation, vectors, strict=True)])
     examples, items = calibration_examples(index)
     in_scope = np.array([a[2] for a in asked])
-    saved = calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.OUT_OF_SCOPE_WEIGHT
+    saved = calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.HAND_OFF_VALUE
     try:
-        for weight, cap, oos_weight in itertools.product(WEIGHTS, CAPS, OUT_OF_SCOPE_WEIGHTS):
+        for weight, cap, hand_off_value in itertools.product(WEIGHTS, CAPS, HAND_OFF_VALUES):
             calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS = weight, cap
-            calibration.OUT_OF_SCOPE_WEIGHT = oos_weight
+            calibration.HAND_OFF_VALUE = hand_off_value
             totals = np.zeros(3)
             for repeat in range(repeats):
                 fold = np.random.default_rng(repeat).integers(0, folds, len(asked))
@@ -150,11 +150,11 @@ def cross_validate(index, folds: int = 5, repeats: int = 3) -> None:
                             totals += (scope and right, scope and not right, not scope)
             n_in, n_out = in_scope.sum() * repeats, (~in_scope).sum() * repeats
             emit(figure="cross_validation", question_weight=weight, max_wrong_questions=cap,
-                 out_of_scope_weight=round(oos_weight, 3),
+                 hand_off_value=round(hand_off_value, 3),
                  right=round(totals[0] / n_in, 4), wrong=round(totals[1] / n_in, 4),
                  out_of_scope_handed_off=round(1 - totals[2] / n_out, 4))
     finally:
-        calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.OUT_OF_SCOPE_WEIGHT = saved
+        calibration.QUESTION_WEIGHT, calibration.MAX_WRONG_QUESTIONS, calibration.HAND_OFF_VALUE = saved
 
 
 def _held_against(result: dict, fitted, cross_lingual: bool) -> dict:

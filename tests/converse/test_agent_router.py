@@ -41,7 +41,8 @@ def decide(database, shop, text, contact="mei", **kwargs):
 
 ASKS_FOR_PERSON = ["我要找真人", "可以幫我轉客服人員嗎", "找人跟我說", "請轉接專人", "我要人工客服", "I want to talk to a human",
                    "agent", "Can I speak to a real person?", "get me a representative", "let me talk to someone please",
-                   "are you a bot? let me talk to someone", "你是機器人嗎？我要找真人"]
+                   "are you a bot? let me talk to someone", "你是機器人嗎？我要找真人",
+                   "you're not human, I want to speak to a person"]
 
 
 @pytest.mark.parametrize("text", ASKS_FOR_PERSON)
@@ -53,7 +54,9 @@ def test_asking_for_a_person_hands_off(database, shop, knowledge, text):
 
 
 @pytest.mark.parametrize("text", ["去全家拿包裹店員會看證件嗎", "超商店員會不會不給我領", "門市服務人員可以幫我包裝嗎", "Is there a store manager's special?",
-                                  "are you a real person or an ai?", "你是真人嗎？", "Am I talking to a bot or a human"])
+                                  "are you a real person or an ai?", "你是真人嗎？", "Am I talking to a bot or a human",
+                                  "can you tell me if you're human or if you're a computer", "is this a computer right now or a human being",
+                                  "how do i know if you are a real person"])
 def test_mentioning_staff_is_not_asking_for_a_person(database, shop, knowledge, text):
     assert decide(database, shop, text).handoff_reason != "asked_for_person"
 

@@ -70,8 +70,8 @@ def test_the_threshold_keeps_wrong_answers_within_the_budget():
     assert loose <= strict
 
 
-def test_out_of_scope_hand_offs_weigh_what_out_of_scope_weight_says(monkeypatch):
-    """The threshold maximises right answers + OUT_OF_SCOPE_WEIGHT × out-of-scope hand-offs: weighing the
+def test_out_of_scope_hand_offs_weigh_what_hand_off_value_says(monkeypatch):
+    """The threshold maximises right answers + HAND_OFF_VALUE × out-of-scope hand-offs: weighing the
     hand-offs less never answers less, and the chosen threshold is the best under its own weight."""
     rng = np.random.default_rng(5)
     in_scope = np.r_[np.ones(600, bool), np.zeros(200, bool)]
@@ -80,7 +80,7 @@ def test_out_of_scope_hand_offs_weigh_what_out_of_scope_weight_says(monkeypatch)
     confidence = np.where(right, rng.uniform(0.3, 1.0, 800), rng.uniform(0.0, 0.8, 800))
     chosen = {}
     for weight in (1.0, 1 / 3, 0.0):
-        monkeypatch.setattr(calibration, "OUT_OF_SCOPE_WEIGHT", weight)
+        monkeypatch.setattr(calibration, "HAND_OFF_VALUE", weight)
         threshold, figures = calibration.choose_threshold(confidence, right, in_scope, 1.0)
         value = figures["answered_right"] + weight * figures["out_of_scope_handed_off"]
         for t in np.unique(confidence):  # no other threshold does better under this weight
@@ -326,7 +326,7 @@ def test_calibration_questions_choose_the_thresholds_together_within_the_cap():
     right = np.array([r for _, r, _ in asked])
     scope = np.array([i for _, _, i in asked])
     cross = np.array([s[calibration.OTHER_LANGUAGE] > 0.5 for s, _, _ in asked])
-    weight = calibration.OUT_OF_SCOPE_WEIGHT
+    weight = calibration.HAND_OFF_VALUE
     together = fitted.stats["questions_answered_right"] + weight * fitted.stats["questions_out_of_scope_handed_off"]
     _, figures = calibration.choose_threshold(confidence, right, scope, calibration.MAX_WRONG_QUESTIONS)
     assert together >= figures["answered_right"] + weight * figures["out_of_scope_handed_off"] - 1e-9

@@ -40,8 +40,9 @@ _PERSON_RE = re.compile("|".join(_PERSON))
 _ABOUT_THE_BOT_RE = re.compile(
     r"\b((are|r) (you|u)( really)?|am i (talking|speaking|chatting) (to|with)) (a |an )?(real |live |actual )?"
     r"(person|human|bot|robot|ai|machine|computer)( or (a |an )?(real )?(person|human|bot|robot|ai|machine|computer))?\b"
-    r"|\b(person|human) or (a |an )?(bot|robot|ai|machine|computer)\b"
-    r"|\b(bot|robot|ai|machine|computer) or (a )?(real )?(person|human)\b"
+    r"|\b(you are|you're|you re|u r)( not)? (a |an )?(real |live |actual )?(person|human|bot|robot|ai|machine|computer)\b"
+    r"|\b(person|human)( being)?\b.{0,30}\bor\b.{0,30}\b(bot|robot|ai|machine|computer)\b"
+    r"|\b(bot|robot|ai|machine|computer)\b.{0,30}\bor\b.{0,30}\b(real )?(person|human)( being)?\b"
     r"|你是(不是)?(真人|機器人|ai|人類|真的人)|是(真人|機器人)(嗎|還是)"
 )
 

@@ -18,8 +18,8 @@ its own:
   closer the question is to the item than to the nearest out-of-scope example, and whether the item is
   written in the question's language, and how close the best item of the other language comes; how much of
   the question the item's own words never say, the question's length, whether BM25 agrees), then the
-  threshold that answers the most in-scope examples rightly and hands off the most out-of-scope ones,
-  while answering at most MAX_WRONG of the in-scope examples wrongly.
+  threshold that answers the most in-scope examples rightly and hands off the most out-of-scope ones
+  (these weighing HAND_OFF_VALUE), while answering at most MAX_WRONG of the in-scope examples wrongly.
 - Calibration questions, when the workspace has them (questions.py): real questions with their right item
   (or none), asked of the whole index. Left-out phrasings were written with the knowledge base and are
   answered with more confidence than customers' questions; real ones weigh QUESTION_WEIGHT examples each
@@ -60,7 +60,7 @@ MAX_WRONG_OTHER_LANGUAGE = 0.05
 # Calibration questions (a workspace's own questions with their right item, see fit): each weighs as
 # much as this many k-fold examples, and with at least MIN_QUESTIONS in scope they choose the thresholds,
 # answering at most MAX_WRONG_QUESTIONS of them wrongly. Chosen by 5-fold cross-validation on the demo
-# brand's 1,378 validation questions (evals/knowledge.py --cross-validate prints it; with OUT_OF_SCOPE_WEIGHT
+# brand's 1,378 validation questions (evals/knowledge.py --cross-validate prints it; with HAND_OFF_VALUE
 # 1/3 weight 100 and a 1.5% cap: 84.2% right, 1.8% wrong, 90.6% handed off — weight 50 handed off 89.7%).
 QUESTION_WEIGHT = 100.0
 MIN_QUESTIONS = 100
@@ -72,7 +72,7 @@ MAX_WRONG_QUESTIONS = 0.015
 # weight assumed half the messages out of scope and held CLINC150 at 91% in scope / 92% out-of-scope
 # recall; 1/3 gives 94.3% / 86% (1/2 the same). The demo brand's k-fold thresholds are bound by MAX_WRONG,
 # not by this weight, and do not move.
-OUT_OF_SCOPE_WEIGHT = 1 / 3
+HAND_OFF_VALUE = 1 / 3
 # Fewer cross-lingual in-scope examples than this: no threshold of their own, the same-language one judges them
 MIN_OTHER_LANGUAGE_EXAMPLES = 20
 OTHER_LANGUAGE = SIGNALS.index("other_language")
@@ -290,7 +290,7 @@ def _logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None,
 def choose_threshold(
     confidence: np.ndarray, right: np.ndarray, in_scope: np.ndarray, max_wrong: float | None = None
 ) -> tuple[float, dict]:
-    """The threshold maximising (in-scope answered right) + (out-of-scope handed off), shares of each,
+    """The threshold maximising (in-scope answered right) + HAND_OFF_VALUE × (out-of-scope handed off), shares of each,
     with in-scope answered wrongly at most `max_wrong` (MAX_WRONG unless given)."""
     max_wrong = MAX_WRONG if max_wrong is None else max_wrong
     n_in, n_out = max(int(in_scope.sum()), 1), max(int((~in_scope).sum()), 1)
@@ -300,7 +300,7 @@ def choose_threshold(
     right_answers = np.cumsum(r & i) / n_in
     wrong_answers = np.cumsum(~r & i) / n_in
     oos_handed_off = 1 - np.cumsum(~i) / n_out
-    value = right_answers + OUT_OF_SCOPE_WEIGHT * oos_handed_off
+    value = right_answers + HAND_OFF_VALUE * oos_handed_off
     value[wrong_answers > max_wrong] = -1
     # a threshold must sit between distinct confidences
     last_of_tie = np.r_[c[1:] < c[:-1], True]
@@ -318,7 +318,7 @@ def choose_threshold(
 def choose_thresholds(confidence: np.ndarray, right: np.ndarray, in_scope: np.ndarray, cross_lingual: np.ndarray,
                       max_wrong: float) -> tuple[float, float | None, dict]:
     """The pair of thresholds (same-language matches, cross-lingual matches) maximising (in-scope answered
-    right) + (out-of-scope handed off), shares of each, with at most `max_wrong` of the in-scope questions
+    right) + HAND_OFF_VALUE × (out-of-scope handed off), shares of each, with at most `max_wrong` of the in-scope questions
     answered wrongly in all — chosen together, so the wrong answers allowed go where they buy the most
     right ones. Fewer than MIN_OTHER_LANGUAGE_EXAMPLES cross-lingual in-scope questions: one threshold."""
     if int((cross_lingual & in_scope).sum()) < MIN_OTHER_LANGUAGE_EXAMPLES:
@@ -342,7 +342,7 @@ def choose_thresholds(confidence: np.ndarray, right: np.ndarray, in_scope: np.nd
         wrong_cross = int((answered & ~right & in_scope).sum())
         oos_cross = int((answered & ~in_scope).sum())
         wrong = (wrong_same + wrong_cross) / n_in
-        value = (right_same + right_cross) / n_in + OUT_OF_SCOPE_WEIGHT * (1 - (oos_same + oos_cross) / n_out)
+        value = (right_same + right_cross) / n_in + HAND_OFF_VALUE * (1 - (oos_same + oos_cross) / n_out)
         value = np.where(valid & (wrong <= max_wrong), value, -1.0)
         k = int(np.argmax(value))
         if value[k] >= 0 and (best is None or value[k] > best[0]):
