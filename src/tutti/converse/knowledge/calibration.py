@@ -287,6 +287,12 @@ def _logistic(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None,
     return w[:-1], float(w[-1])
 
 
+def _value(answered_right, handed_off):
+    """What a threshold is worth: the share of in-scope questions answered rightly plus HAND_OFF_VALUE times
+    the share of out-of-scope ones handed off (scalars or arrays) — the one objective both choosers use."""
+    return answered_right + HAND_OFF_VALUE * handed_off
+
+
 def choose_threshold(
     confidence: np.ndarray, right: np.ndarray, in_scope: np.ndarray, max_wrong: float | None = None
 ) -> tuple[float, dict]:
@@ -300,7 +306,7 @@ def choose_threshold(
     right_answers = np.cumsum(r & i) / n_in
     wrong_answers = np.cumsum(~r & i) / n_in
     oos_handed_off = 1 - np.cumsum(~i) / n_out
-    value = right_answers + HAND_OFF_VALUE * oos_handed_off
+    value = _value(right_answers, oos_handed_off)
     value[wrong_answers > max_wrong] = -1
     # a threshold must sit between distinct confidences
     last_of_tie = np.r_[c[1:] < c[:-1], True]
@@ -342,7 +348,7 @@ def choose_thresholds(confidence: np.ndarray, right: np.ndarray, in_scope: np.nd
         wrong_cross = int((answered & ~right & in_scope).sum())
         oos_cross = int((answered & ~in_scope).sum())
         wrong = (wrong_same + wrong_cross) / n_in
-        value = (right_same + right_cross) / n_in + HAND_OFF_VALUE * (1 - (oos_same + oos_cross) / n_out)
+        value = _value((right_same + right_cross) / n_in, 1 - (oos_same + oos_cross) / n_out)
         value = np.where(valid & (wrong <= max_wrong), value, -1.0)
         k = int(np.argmax(value))
         if value[k] >= 0 and (best is None or value[k] > best[0]):
